@@ -1,0 +1,155 @@
+//! Operator subcommands: users, clients, keys, demo seed, health check.
+
+use std::io::Read as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use shared_auth::time::unix_now_i64;
+
+use crate::config::{Cli, ClientsCommand, Command, KeysCommand, UsersCommand};
+use crate::domain::{Password, Username, validate_role};
+use crate::state::AppState;
+use crate::store::{self, CreateUserError};
+use crate::{clients, sessions};
+
+/// Runs the command line's subcommand (default: serve).
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => crate::run(config).await.map(|()| ExitCode::SUCCESS),
+        Command::Healthcheck => Ok(if shared_auth::service::healthcheck(config.listen_addr) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
+        command => {
+            let state = crate::build_state(config).await?;
+            run_operator_command(&state, command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run_operator_command(state: &AppState, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Users(UsersCommand::Create { username, roles }) => {
+            let password = read_password_from_stdin()?;
+            let user = create_user(state, &username, password, &roles).await?;
+            println!("{}", serde_json::json!({ "id": user.id, "username": user.username }));
+        }
+        Command::Users(UsersCommand::Disable { username }) => {
+            let ended = disable_user(state, &username).await?;
+            println!("{}", serde_json::json!({ "username": username, "disabled": true, "sessions_ended": ended }));
+        }
+        Command::Clients(ClientsCommand::Create { client_id, scope, audiences }) => {
+            let secret = clients::generate_secret();
+            let scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
+            clients::create(&state.pool, &client_id, &secret, &scopes, &audiences).await?;
+            let created = clients::CreatedClient {
+                client_id,
+                client_secret: secret.expose_secret().to_owned(),
+            };
+            println!("{}", serde_json::to_string(&created)?);
+        }
+        Command::Clients(ClientsCommand::List) => {
+            println!("{}", serde_json::to_string_pretty(&clients::list(&state.pool).await?)?);
+        }
+        Command::Clients(ClientsCommand::Delete { client_id }) => {
+            anyhow::ensure!(clients::delete(&state.pool, &client_id).await?, "no client {client_id:?}");
+            println!("{}", serde_json::json!({ "client_id": client_id, "deleted": true }));
+        }
+        Command::Keys(KeysCommand::List) => {
+            println!("{}", serde_json::to_string_pretty(&state.tokens.keyring().list().await?)?);
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let key = state.tokens.keyring().rotate().await?;
+            println!("{}", serde_json::to_string_pretty(&key)?);
+        }
+        Command::DemoSeed { client_secret } => demo_seed(state, &client_secret).await?,
+        Command::Serve | Command::Healthcheck => {}
+    }
+    Ok(())
+}
+
+/// Reads the password from standard input: everything up to the end, minus one trailing line
+/// break (what `echo` or a terminal adds); nothing else is trimmed.
+fn read_password_from_stdin() -> anyhow::Result<Password> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .context("failed to read the password from standard input")?;
+    let password = input.strip_suffix('\n').map(|rest| rest.strip_suffix('\r').unwrap_or(rest));
+    let password = password.unwrap_or(&input).to_owned();
+    Password::try_from(password).map_err(|error| anyhow::anyhow!(error.0))
+}
+
+/// Creates a user with roles (operator path: roles are allowed here, not in self-service).
+pub async fn create_user(
+    state: &AppState,
+    username: &str,
+    password: Password,
+    roles: &[String],
+) -> anyhow::Result<store::User> {
+    let username = Username::try_from(username).map_err(|error| anyhow::anyhow!(error.0))?;
+    for role in roles {
+        validate_role(role).map_err(|error| anyhow::anyhow!(error.0))?;
+    }
+    let hash = state.hasher.hash(password.secret()).await?;
+    store::create_user(&state.pool, &username, &hash, roles).await.map_err(|error| match error {
+        CreateUserError::Taken => anyhow::anyhow!("username {:?} is taken", username.as_str()),
+        CreateUserError::Database(error) => anyhow::Error::new(error).context("failed to create user"),
+    })
+}
+
+/// Disables a user and ends every one of their sessions; returns how many were active.
+pub async fn disable_user(state: &AppState, username: &str) -> anyhow::Result<usize> {
+    let username = Username::try_from(username).map_err(|error| anyhow::anyhow!(error.0))?;
+    let user = store::find_user(&state.pool, &username).await?.with_context(|| format!("no user {:?}", username.as_str()))?;
+    let now = unix_now_i64();
+    sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL")
+        .bind(now)
+        .bind(&user.id)
+        .execute(&state.pool)
+        .await?;
+    let sids: Vec<String> = sqlx::query_scalar("SELECT sid FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(&user.id)
+        .fetch_all(&state.pool)
+        .await?;
+    for sid in &sids {
+        sessions::end_session(state, sid).await?;
+    }
+    // Also cut off any token of this subject issued until now (client tokens have no session).
+    let until = now + i64::try_from(state.config.access_token_ttl_secs).unwrap_or(0) + 60;
+    let mut connection = state.pool.acquire().await?;
+    sessions::upsert_revocation(&mut connection, "subject", &user.id, now + 1, until).await?;
+    Ok(sids.len())
+}
+
+/// Demo accounts and the orders-service client, created only if missing.
+pub async fn demo_seed(state: &AppState, client_secret: &SecretString) -> anyhow::Result<()> {
+    let accounts = [("demo", "demo-password", vec![]), ("admin", "admin-password", vec!["admin".to_owned()])];
+    for (name, password, roles) in accounts {
+        let username = Username::try_from(name).map_err(|error| anyhow::anyhow!(error.0))?;
+        if store::find_user(&state.pool, &username).await?.is_none() {
+            let password = Password::try_from(password.to_owned()).map_err(|error| anyhow::anyhow!(error.0))?;
+            create_user(state, name, password, &roles).await?;
+            println!("created user {name}");
+        }
+    }
+    let existing = clients::list(&state.pool).await?;
+    if !existing.iter().any(|client| client.client_id == "orders-service") {
+        clients::create(
+            &state.pool,
+            "orders-service",
+            client_secret,
+            &["users:read".to_owned()],
+            &["users-service".to_owned()],
+        )
+        .await?;
+        println!("created client orders-service");
+    }
+    Ok(())
+}
+

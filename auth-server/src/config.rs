@@ -1,0 +1,206 @@
+//! Command line and environment of `auth-server` (flags with environment fallbacks).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
+use shared_auth::db::{StorageArgs, parse_secret};
+use shared_auth::jws::Algorithm;
+
+use crate::keyring::KeyRingSettings;
+use crate::password::HashSettings;
+
+/// The authorization server: accounts, login, signed access tokens, refresh tokens, keys.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "auth-server", version, about)]
+pub struct Cli {
+    /// What to do; the default is `serve`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings shared by every subcommand.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Server settings. Every flag has an environment variable of the same name in capitals.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    pub listen_addr: SocketAddr,
+    /// Database location.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Public base URL of this server: the `iss` of every token and the base of discovery.
+    #[arg(long, env = "ISSUER", default_value = "http://127.0.0.1:8080", global = true)]
+    pub issuer: String,
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900, global = true)]
+    pub access_token_ttl_secs: u64,
+    /// Absolute refresh-token (session) lifetime in seconds.
+    #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600, global = true)]
+    pub refresh_token_ttl_secs: u64,
+    /// A refresh token unused for this many seconds dies.
+    #[arg(long, env = "REFRESH_IDLE_TTL_SECS", default_value_t = 7 * 24 * 3600, global = true)]
+    pub refresh_idle_ttl_secs: u64,
+    /// Audiences of user access tokens (comma-separated).
+    #[arg(long, env = "TOKEN_AUDIENCES", default_value = "users-service,orders-service", value_delimiter = ',', global = true)]
+    pub token_audiences: Vec<String>,
+    /// Scope granted to users at login (space-separated).
+    #[arg(long, env = "USER_SCOPE", default_value = "profile orders", global = true)]
+    pub user_scope: String,
+    /// Algorithm of newly generated signing keys: EdDSA, ES256 or RS256.
+    #[arg(long, env = "SIGNING_ALG", default_value = "EdDSA", global = true)]
+    pub signing_alg: Algorithm,
+    /// Seconds between publishing a rotated key and signing with it; at least the services'
+    /// maximum key-refresh interval (JWKS_REFRESH_MAX_SECS, default 300).
+    #[arg(long, env = "KEY_PREPUBLISH_SECS", default_value_t = 600, global = true)]
+    pub key_prepublish_secs: u64,
+    /// Base64 of 32 random bytes; encrypts private signing keys at rest. Strongly recommended.
+    #[arg(long, env = "KEY_ENCRYPTION_KEY", value_parser = parse_secret, hide_env_values = true, global = true)]
+    pub key_encryption_key: Option<SecretString>,
+    /// `Cache-Control: max-age` of the key set and discovery documents, in seconds.
+    #[arg(long, env = "JWKS_MAX_AGE_SECS", default_value_t = 300, global = true)]
+    pub jwks_max_age_secs: u64,
+    /// Argon2id memory cost in KiB.
+    #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19_456, global = true)]
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 2, global = true)]
+    pub argon2_iterations: u32,
+    /// Argon2id parallelism.
+    #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1, global = true)]
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once (default: number of cores).
+    #[arg(long, env = "HASH_CONCURRENCY", global = true)]
+    pub hash_concurrency: Option<usize>,
+    /// Longest wait for a hashing slot before answering 503 (milliseconds).
+    #[arg(long, env = "HASH_QUEUE_TIMEOUT_MS", default_value_t = 2_000, global = true)]
+    pub hash_queue_timeout_ms: u64,
+    /// Failed logins per account (and per client address) before throttling starts.
+    #[arg(long, env = "LOGIN_FAILURE_THRESHOLD", default_value_t = 5, global = true)]
+    pub login_failure_threshold: u32,
+    /// How often replicas re-read the signing keys from the database (seconds).
+    #[arg(long, env = "KEY_RELOAD_SECS", default_value_t = 10, global = true)]
+    pub key_reload_secs: u64,
+}
+
+/// Operator subcommands; they work on the same database and exit.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage OAuth clients (service-to-service credentials).
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create the demo accounts and the orders-service client if missing (idempotent).
+    DemoSeed {
+        /// Secret for the `orders-service` client.
+        #[arg(long, env = "DEMO_CLIENT_SECRET", value_parser = parse_secret, hide_env_values = true)]
+        client_secret: SecretString,
+    },
+    /// Exit 0 if the server at LISTEN_ADDR answers /healthz (for container health checks).
+    Healthcheck,
+}
+
+/// `auth-server users ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        /// Login name.
+        username: String,
+        /// Roles to grant (repeatable), e.g. `--role admin`.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Disable a user and end all of their sessions.
+    Disable {
+        /// Login name.
+        username: String,
+    },
+}
+
+/// `auth-server clients ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClientsCommand {
+    /// Register a client; prints its secret once.
+    Create {
+        /// Client id.
+        client_id: String,
+        /// Space-separated scopes the client may request.
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// Audience the client's tokens are for (repeatable).
+        #[arg(long = "audience", required = true)]
+        audiences: Vec<String>,
+    },
+    /// List clients (never their secrets).
+    List,
+    /// Delete a client.
+    Delete {
+        /// Client id.
+        client_id: String,
+    },
+}
+
+/// `auth-server keys ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their state.
+    List,
+    /// Publish a new key; it signs after the pre-publication delay.
+    Rotate,
+}
+
+impl Config {
+    /// Access-token lifetime.
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_secs)
+    }
+
+    /// Hashing settings from the flags.
+    pub fn hash_settings(&self) -> HashSettings {
+        let defaults = HashSettings::default();
+        HashSettings {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+            concurrency: self.hash_concurrency.unwrap_or(defaults.concurrency),
+            queue_timeout: Duration::from_millis(self.hash_queue_timeout_ms),
+        }
+    }
+
+    /// Key-ring settings from the flags; fails if the encryption key is not 32 base64 bytes.
+    pub fn key_ring_settings(&self) -> anyhow::Result<KeyRingSettings> {
+        let encryption_key = match &self.key_encryption_key {
+            None => None,
+            Some(encoded) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded.expose_secret().trim())
+                    .map_err(|_| anyhow::anyhow!("KEY_ENCRYPTION_KEY is not valid base64"))?;
+                anyhow::ensure!(bytes.len() == 32, "KEY_ENCRYPTION_KEY must decode to 32 bytes");
+                Some(SecretSlice::from(bytes))
+            }
+        };
+        Ok(KeyRingSettings {
+            algorithm: self.signing_alg,
+            prepublish: Duration::from_secs(self.key_prepublish_secs),
+            access_token_ttl: self.access_token_ttl(),
+            encryption_key,
+        })
+    }
+
+    /// The issuer without a trailing slash, as it appears in `iss`.
+    pub fn issuer(&self) -> String {
+        self.issuer.trim_end_matches('/').to_owned()
+    }
+}

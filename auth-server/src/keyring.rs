@@ -1,0 +1,347 @@
+//! Signing keys: generated on first start, stored in the database so every replica signs with
+//! the same keys, rotated with pre-publication, retired only after their last token expired.
+//!
+//! Lifecycle of a key (all times in the row, so replicas agree without talking to each other):
+//! - created: published in the JWKS at once, but not signing yet;
+//! - `activates_at` (created + pre-publication delay): the newest active key signs. The delay
+//!   gives every service time to fetch the new key before the first token signed with it;
+//! - `unpublish_at` (when a newer key activates + access-token lifetime + margin): removed from
+//!   the JWKS. Every token it signed has expired by then.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use secrecy::{ExposeSecret as _, SecretSlice};
+use serde::Serialize;
+use shared_auth::jws::{Algorithm, Jwk, JwkSet, SigningKey, VerifyingKey};
+use shared_auth::keys::{KeyCache, KeyCacheSettings};
+use shared_auth::time::unix_now_i64;
+use sqlx::{AnyPool, Row as _};
+
+/// Extra time a retired key stays published beyond the access-token lifetime, for clock skew.
+const UNPUBLISH_MARGIN_SECS: i64 = 120;
+
+/// How keys are made and protected.
+#[derive(Clone)]
+pub struct KeyRingSettings {
+    /// Algorithm of newly generated keys.
+    pub algorithm: Algorithm,
+    /// Time between publishing a new key and signing with it.
+    pub prepublish: Duration,
+    /// Lifetime of access tokens, which decides when a retired key may disappear.
+    pub access_token_ttl: Duration,
+    /// 32-byte key that encrypts private keys at rest; `None` stores them unencrypted.
+    pub encryption_key: Option<SecretSlice<u8>>,
+}
+
+/// The key that signs right now.
+pub struct ActiveKey {
+    /// Its `kid`.
+    pub kid: String,
+    /// The parsed private key, kept for the life of the process.
+    pub key: SigningKey,
+}
+
+struct RingState {
+    signing: Arc<ActiveKey>,
+    jwks: JwkSet,
+    /// Verifying keys by kid, for verifying our own tokens (logout, introspection).
+    public: std::collections::HashMap<String, Arc<VerifyingKey>>,
+}
+
+/// The published keys and the current signing key. Cheap to clone.
+#[derive(Clone)]
+pub struct KeyRing {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: AnyPool,
+    settings: KeyRingSettings,
+    state: RwLock<Option<Arc<RingState>>>,
+    /// The published keys in the form shared-auth's verifier uses, so the auth server checks
+    /// its own tokens (logout) with exactly the rules the services apply.
+    verifier_keys: KeyCache,
+}
+
+/// One key as `keys list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    /// Key id (RFC 7638 thumbprint).
+    pub kid: String,
+    /// Algorithm.
+    pub algorithm: String,
+    /// `pending`, `active`, `retired` (published, not signing) or `expired`.
+    pub state: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub activates_at: i64,
+    /// Unix seconds.
+    pub unpublish_at: Option<i64>,
+}
+
+struct KeyRow {
+    kid: String,
+    algorithm: String,
+    private_key: String,
+    public_jwk: String,
+    created_at: i64,
+    activates_at: i64,
+    unpublish_at: Option<i64>,
+}
+
+impl KeyRing {
+    /// Loads the keys, generating the first one if the database has none usable.
+    pub async fn load_or_init(
+        pool: AnyPool,
+        settings: KeyRingSettings,
+        issuer: &str,
+    ) -> anyhow::Result<Self> {
+        let verifier_keys = KeyCache::new(KeyCacheSettings::new(issuer));
+        let ring = Self {
+            inner: Arc::new(Inner { pool, settings, state: RwLock::new(None), verifier_keys }),
+        };
+        if ring.reload().await.is_err() {
+            tracing::info!(algorithm = %ring.inner.settings.algorithm, "no signing key yet; generating one");
+            ring.insert_new_key(0).await?;
+            ring.reload().await?;
+        }
+        Ok(ring)
+    }
+
+    /// Re-reads the keys from the database: picks up rotations by other replicas and the
+    /// activation of pre-published keys.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let now = unix_now_i64();
+        let rows = self.published_rows(now).await?;
+        let signing_row = rows
+            .iter()
+            .filter(|row| row.activates_at <= now)
+            .max_by(|a, b| (a.activates_at, &a.kid).cmp(&(b.activates_at, &b.kid)))
+            .context("no active signing key")?;
+        let current = self.inner.state.read().ok().and_then(|state| state.clone());
+        let signing = match current {
+            Some(state) if state.signing.kid == signing_row.kid => state.signing.clone(),
+            _ => Arc::new(self.decrypt(signing_row)?),
+        };
+        let mut jwks = JwkSet::default();
+        let mut public = std::collections::HashMap::new();
+        for row in &rows {
+            let jwk: Jwk = serde_json::from_str(&row.public_jwk).context("failed to parse stored JWK")?;
+            public.insert(row.kid.clone(), Arc::new(VerifyingKey::from_jwk(&jwk)?));
+            jwks.keys.push(jwk);
+        }
+        self.inner.verifier_keys.replace_keys(jwks.clone())?;
+        if let Ok(mut state) = self.inner.state.write() {
+            *state = Some(Arc::new(RingState { signing, jwks, public }));
+        }
+        Ok(())
+    }
+
+    /// The published keys as a shared-auth key cache (kept in step with every reload).
+    pub fn verifier_keys(&self) -> KeyCache {
+        self.inner.verifier_keys.clone()
+    }
+
+    /// Reloads every `interval` until the runtime stops.
+    pub fn spawn_reload(&self, interval: Duration) {
+        let ring = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                if let Err(error) = ring.reload().await {
+                    tracing::warn!(error = format!("{error:#}"), "failed to reload signing keys");
+                }
+            }
+        });
+    }
+
+    fn state(&self) -> anyhow::Result<Arc<RingState>> {
+        self.inner
+            .state
+            .read()
+            .ok()
+            .and_then(|state| state.clone())
+            .context("key ring not loaded")
+    }
+
+    /// The key that signs now.
+    pub fn signing_key(&self) -> anyhow::Result<Arc<ActiveKey>> {
+        Ok(self.state()?.signing.clone())
+    }
+
+    /// The public key set to publish.
+    pub fn jwks(&self) -> anyhow::Result<JwkSet> {
+        Ok(self.state()?.jwks.clone())
+    }
+
+    /// A published public key, for verifying tokens we issued.
+    pub fn public_key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        self.state().ok().and_then(|state| state.public.get(kid).cloned())
+    }
+
+    /// Publishes a new key that starts signing after the pre-publication delay, and schedules
+    /// the unpublication of the keys it replaces.
+    pub async fn rotate(&self) -> anyhow::Result<KeyInfo> {
+        let prepublish = i64::try_from(self.inner.settings.prepublish.as_secs()).unwrap_or(i64::MAX);
+        let info = self.insert_new_key(prepublish).await?;
+        let ttl = i64::try_from(self.inner.settings.access_token_ttl.as_secs()).unwrap_or(0);
+        sqlx::query(
+            "UPDATE signing_keys SET unpublish_at = $1 WHERE kid <> $2 AND unpublish_at IS NULL",
+        )
+        .bind(info.activates_at + ttl + UNPUBLISH_MARGIN_SECS)
+        .bind(&info.kid)
+        .execute(&self.inner.pool)
+        .await
+        .context("failed to schedule retirement of the previous keys")?;
+        self.reload().await?;
+        Ok(info)
+    }
+
+    /// Every stored key with its state.
+    pub async fn list(&self) -> anyhow::Result<Vec<KeyInfo>> {
+        let now = unix_now_i64();
+        let signing = self.signing_key()?.kid.clone();
+        let rows = self.rows("SELECT * FROM signing_keys ORDER BY created_at, kid", None).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let state = if row.unpublish_at.is_some_and(|at| at <= now) {
+                    "expired"
+                } else if row.kid == signing {
+                    "active"
+                } else if row.activates_at > now {
+                    "pending"
+                } else {
+                    "retired"
+                };
+                KeyInfo {
+                    kid: row.kid,
+                    algorithm: row.algorithm,
+                    state: state.into(),
+                    created_at: row.created_at,
+                    activates_at: row.activates_at,
+                    unpublish_at: row.unpublish_at,
+                }
+            })
+            .collect())
+    }
+
+    async fn published_rows(&self, now: i64) -> anyhow::Result<Vec<KeyRow>> {
+        self.rows(
+            "SELECT * FROM signing_keys WHERE unpublish_at IS NULL OR unpublish_at > $1",
+            Some(now),
+        )
+        .await
+    }
+
+    async fn rows(&self, sql: &'static str, bind: Option<i64>) -> anyhow::Result<Vec<KeyRow>> {
+        let mut query = sqlx::query(sql);
+        if let Some(value) = bind {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.inner.pool).await.context("failed to read signing keys")?;
+        rows.iter()
+            .map(|row| {
+                Ok(KeyRow {
+                    kid: row.try_get("kid")?,
+                    algorithm: row.try_get("algorithm")?,
+                    private_key: row.try_get("private_key")?,
+                    public_jwk: row.try_get("public_jwk")?,
+                    created_at: row.try_get("created_at")?,
+                    activates_at: row.try_get("activates_at")?,
+                    unpublish_at: row.try_get("unpublish_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .context("failed to decode signing keys")
+    }
+
+    async fn insert_new_key(&self, activate_in_secs: i64) -> anyhow::Result<KeyInfo> {
+        let algorithm = self.inner.settings.algorithm;
+        // RSA generation takes long enough to stall an async worker.
+        let key = tokio::task::spawn_blocking(move || SigningKey::generate(algorithm))
+            .await
+            .context("key generation task failed")??;
+        let public = key.verifying_key();
+        let kid = public.thumbprint();
+        let jwk = serde_json::to_string(&public.to_jwk(&kid))?;
+        let private_key = self.encrypt(&kid, &key.to_pkcs8_der()?)?;
+        let now = unix_now_i64();
+        let info = KeyInfo {
+            kid: kid.clone(),
+            algorithm: algorithm.to_string(),
+            state: if activate_in_secs == 0 { "active" } else { "pending" }.into(),
+            created_at: now,
+            activates_at: now + activate_in_secs,
+            unpublish_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk, created_at, activates_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&kid)
+        .bind(algorithm.as_str())
+        .bind(private_key)
+        .bind(jwk)
+        .bind(info.created_at)
+        .bind(info.activates_at)
+        .execute(&self.inner.pool)
+        .await
+        .context("failed to store the new signing key")?;
+        tracing::info!(kid, %algorithm, activates_at = info.activates_at, "signing key created");
+        Ok(info)
+    }
+
+    fn cipher(&self) -> anyhow::Result<Option<ChaCha20Poly1305>> {
+        self.inner
+            .settings
+            .encryption_key
+            .as_ref()
+            .map(|key| {
+                ChaCha20Poly1305::new_from_slice(key.expose_secret())
+                    .map_err(|_| anyhow::anyhow!("KEY_ENCRYPTION_KEY must be 32 bytes"))
+            })
+            .transpose()
+    }
+
+    /// `v1:` + base64(nonce ‖ ciphertext) with the kid as associated data (a key row cannot be
+    /// swapped for another), or `plain:` + base64(PKCS#8) when no encryption key is configured.
+    fn encrypt(&self, kid: &str, der: &[u8]) -> anyhow::Result<String> {
+        let Some(cipher) = self.cipher()? else {
+            return Ok(format!("plain:{}", STANDARD.encode(der)));
+        };
+        let mut nonce = [0u8; 12];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        let sealed = cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: der, aad: kid.as_bytes() })
+            .map_err(|_| anyhow::anyhow!("failed to encrypt the private key"))?;
+        Ok(format!("v1:{}", STANDARD.encode([nonce.as_slice(), &sealed].concat())))
+    }
+
+    fn decrypt(&self, row: &KeyRow) -> anyhow::Result<ActiveKey> {
+        let algorithm: Algorithm = row.algorithm.parse().map_err(anyhow::Error::msg)?;
+        let der = if let Some(plain) = row.private_key.strip_prefix("plain:") {
+            STANDARD.decode(plain)?
+        } else if let Some(sealed) = row.private_key.strip_prefix("v1:") {
+            let cipher = self.cipher()?.with_context(|| {
+                format!("signing key {} is encrypted but KEY_ENCRYPTION_KEY is not set", row.kid)
+            })?;
+            let sealed = STANDARD.decode(sealed)?;
+            anyhow::ensure!(sealed.len() > 12, "encrypted key too short");
+            let (nonce, ciphertext) = sealed.split_at(12);
+            cipher
+                .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: row.kid.as_bytes() })
+                .map_err(|_| anyhow::anyhow!("cannot decrypt signing key {}: wrong KEY_ENCRYPTION_KEY?", row.kid))?
+        } else {
+            anyhow::bail!("signing key {} has an unknown storage format", row.kid);
+        };
+        Ok(ActiveKey { kid: row.kid.clone(), key: SigningKey::from_pkcs8_der(algorithm, &der)? })
+    }
+}

@@ -1,0 +1,77 @@
+//! The authorization server: accounts (Argon2id), login, signed JWT access tokens, rotating
+//! refresh tokens, OAuth2 client credentials, signing keys and discovery.
+//!
+//! `main.rs` is thin: it parses [`config::Cli`] and calls [`run`] or a [`cli`] subcommand, so
+//! tests and the all-in-one runner start the same code production runs.
+
+pub mod cli;
+pub mod clients;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod keyring;
+pub mod password;
+pub mod routes;
+pub mod sessions;
+pub mod state;
+pub mod store;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use futures_util::FutureExt as _;
+use shared_auth::service::{self, ReadyStatus, Readiness, ReadinessCheck};
+
+use crate::config::Config;
+use crate::keyring::KeyRing;
+use crate::password::PasswordHasher;
+use crate::state::AppState;
+
+/// Migrations of the auth database, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// File name of the SQLite database under the data dir.
+pub const SQLITE_FILE: &str = "auth.sqlite";
+
+/// Connects the database, runs migrations, loads (or creates) the signing keys.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let pool = shared_auth::db::connect(&config.storage, SQLITE_FILE, &MIGRATOR).await?;
+    let keyring = KeyRing::load_or_init(pool.clone(), config.key_ring_settings()?, &config.issuer())
+        .await
+        .context("failed to load signing keys")?;
+    let hasher = PasswordHasher::new(config.hash_settings()).context("invalid Argon2 settings")?;
+    Ok(AppState::new(pool, config, hasher, keyring))
+}
+
+/// The full HTTP application for a state.
+pub fn router(state: AppState) -> Router {
+    let pool = state.pool.clone();
+    let readiness: ReadinessCheck = Arc::new(move || {
+        let pool = pool.clone();
+        async move { Readiness::from_checks([("database", service::database_status(&pool).await)]) }.boxed()
+    });
+    let (router, _openapi) = service::finish_router("auth-server", routes::api(state), readiness);
+    router
+}
+
+/// The OpenAPI document (for tests and tooling).
+pub fn openapi(state: AppState) -> utoipa::openapi::OpenApi {
+    let readiness: ReadinessCheck =
+        Arc::new(|| async { Readiness::from_checks([("none", ReadyStatus::Ready)]) }.boxed());
+    service::finish_router("auth-server", routes::api(state), readiness).1
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listen_addr = config.listen_addr;
+    let key_reload = Duration::from_secs(config.key_reload_secs.max(1));
+    let state = build_state(config).await?;
+    state.tokens.keyring().spawn_reload(key_reload);
+    let listener = tokio::net::TcpListener::bind(listen_addr)
+        .await
+        .with_context(|| format!("failed to listen on {listen_addr}"))?;
+    service::serve(listener, router(state)).await
+}

@@ -1,0 +1,70 @@
+//! `POST /v1/users`: self-service registration.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use shared_auth::problem::{AppJson, Problem};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::domain::{Password, Username};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{self, CreateUserError};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(register))
+}
+
+/// Registration request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// 3-64 characters of a-z, 0-9, `.`, `_`, `-` (folded to lower case).
+    #[schema(example = "alice")]
+    pub username: String,
+    /// 8-1024 characters, used exactly as given.
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+}
+
+/// A created account.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserCreated {
+    /// The user id (the `sub` of their tokens).
+    pub id: String,
+    /// The normalised username.
+    pub username: String,
+}
+
+/// Creates an account with the given credentials.
+#[utoipa::path(post, path = "/v1/users", tag = "accounts",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = UserCreated),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 409, description = "Username taken", body = Problem),
+        (status = 413, description = "Body too large", body = Problem),
+        (status = 415, description = "Not JSON", body = Problem),
+        (status = 422, description = "Invalid username or password", body = Problem),
+        (status = 503, description = "Password hashing saturated", body = Problem),
+    ))]
+async fn register(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<RegisterRequest>,
+) -> Result<(StatusCode, AppJson<UserCreated>), ApiError> {
+    let username = Username::try_from(request.username.as_str())?;
+    let password = Password::try_from(request.password)?;
+    // Cheap rejection of a taken name before the expensive hash; the unique index still
+    // decides a race.
+    if store::find_user(&state.pool, &username).await?.is_some() {
+        return Err(ApiError::UsernameTaken);
+    }
+    let hash = state.hasher.hash(password.secret()).await?;
+    let user = store::create_user(&state.pool, &username, &hash, &[]).await.map_err(|error| match error {
+        CreateUserError::Taken => ApiError::UsernameTaken,
+        CreateUserError::Database(error) => error.into(),
+    })?;
+    tracing::info!(user_id = %user.id, "user registered");
+    Ok((StatusCode::CREATED, AppJson(UserCreated { id: user.id, username: user.username })))
+}

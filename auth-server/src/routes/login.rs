@@ -1,0 +1,152 @@
+//! `POST /v1/auth/login` and `POST /v1/auth/logout`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
+use shared_auth::Authenticated;
+use shared_auth::problem::{AppJson, Problem};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::domain::{Password, Username};
+use crate::error::ApiError;
+use crate::routes::no_store_headers;
+use crate::sessions;
+use crate::state::AppState;
+use crate::store::{self, NewSession};
+use crate::tokens::TokenRequest;
+
+/// The client id of first-party logins through `/v1/auth/login`.
+pub const FIRST_PARTY_CLIENT: &str = "platform";
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout))
+}
+
+/// Login request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// Username (case-insensitive).
+    #[schema(example = "alice")]
+    pub username: String,
+    /// Password, exactly as registered.
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// The JWT access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Opaque refresh token (absent for client credentials).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Granted scope.
+    pub scope: String,
+}
+
+/// Checks a username and password; returns an access token and a refresh token.
+///
+/// Unknown users, wrong passwords and disabled accounts get byte-identical 401 responses, and
+/// unknown users cost one Argon2id hash like everyone else.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 401, description = "Invalid username or password", body = Problem),
+        (status = 413, description = "Body too large", body = Problem),
+        (status = 415, description = "Not JSON", body = Problem),
+        (status = 422, description = "Missing fields", body = Problem),
+        (status = 429, description = "Too many failed attempts", body = Problem),
+        (status = 503, description = "Password hashing saturated", body = Problem),
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    // Malformed credentials cannot match any account: same answer as a wrong password, after
+    // the same work, so the response says nothing about which rule failed.
+    let password = match Password::try_from(request.password) {
+        Ok(password) => password,
+        Err(_) => return Err(ApiError::InvalidCredentials),
+    };
+    let user = match Username::try_from(request.username.as_str()) {
+        Ok(username) => store::find_user(&state.pool, &username).await?,
+        Err(_) => None,
+    };
+    let Some(user) = user else {
+        state.hasher.verify_dummy(password.secret()).await?;
+        metrics::counter!("logins_total", "outcome" => "failure").increment(1);
+        return Err(ApiError::InvalidCredentials);
+    };
+    let verification = state.hasher.verify(password.secret(), &user.password_hash).await?;
+    if !verification.matches || user.disabled_at.is_some() {
+        metrics::counter!("logins_total", "outcome" => "failure").increment(1);
+        return Err(ApiError::InvalidCredentials);
+    }
+    if verification.needs_rehash {
+        let upgraded = state.hasher.hash(password.secret()).await?;
+        store::update_password_hash(&state.pool, &user.id, &upgraded).await?;
+        tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
+    }
+    let config = &state.config;
+    let scope = config.user_scope.clone();
+    let (sid, refresh_token) = store::create_session(
+        &state.pool,
+        NewSession {
+            user_id: &user.id,
+            client_id: FIRST_PARTY_CLIENT,
+            scope: &scope,
+            absolute_ttl: i64::try_from(config.refresh_token_ttl_secs).unwrap_or(i64::MAX),
+            idle_ttl: i64::try_from(config.refresh_idle_ttl_secs).unwrap_or(i64::MAX),
+        },
+    )
+    .await?;
+    let issued = state.tokens.issue(TokenRequest {
+        subject: user.id.clone(),
+        client_id: FIRST_PARTY_CLIENT.into(),
+        scope: scope.clone(),
+        audiences: config.token_audiences.clone(),
+        roles: user.roles.clone(),
+        username: Some(user.username.clone()),
+        sid: Some(sid),
+    })?;
+    metrics::counter!("logins_total", "outcome" => "success").increment(1);
+    tracing::info!(user_id = %user.id, "login succeeded");
+    let body = TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer".into(),
+        expires_in: issued.expires_in,
+        refresh_token: Some(refresh_token.expose_secret().to_owned()),
+        scope,
+    };
+    Ok((no_store_headers(), AppJson(body)).into_response())
+}
+
+/// Ends the login session of the presented access token: its refresh tokens stop working and
+/// its access tokens are published as revoked to every service.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Session ended"),
+        (status = 400, description = "Malformed Authorization header", body = Problem),
+        (status = 401, description = "Missing or invalid token", body = Problem),
+        (status = 403, description = "Not a user token", body = Problem),
+    ))]
+async fn logout(State(state): State<AppState>, auth: Authenticated) -> Result<StatusCode, ApiError> {
+    auth.require_user()?;
+    if let Some(sid) = auth.sid.as_deref() {
+        sessions::end_session(&state, sid).await?;
+        tracing::info!(user_id = %auth.sub, "logged out");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,24 @@
+//! HTTP routes, one module per resource; [`api`] merges them.
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+pub mod accounts;
+pub mod discovery;
+pub mod login;
+
+/// Every documented route of the auth server, with its state.
+pub fn api(state: AppState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .merge(accounts::router())
+        .merge(login::router())
+        .merge(discovery::router())
+        .with_state(state)
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` for responses carrying tokens
+/// (RFC 6749 §5.1).
+pub fn no_store_headers() -> [(axum::http::HeaderName, &'static str); 2] {
+    [(axum::http::header::CACHE_CONTROL, "no-store"), (axum::http::header::PRAGMA, "no-cache")]
+}

@@ -1,0 +1,56 @@
+//! Ending sessions: logout, user disable. Each end publishes a revocation so the services stop
+//! accepting the session's access tokens within one poll interval.
+
+use anyhow::Context as _;
+use shared_auth::time::unix_now_i64;
+
+use crate::state::AppState;
+
+/// Ends one session: refresh tokens die, and its `sid` is listed as revoked until every access
+/// token of the session has expired.
+pub async fn end_session(state: &AppState, sid: &str) -> anyhow::Result<()> {
+    let now = unix_now_i64();
+    let revoked_until = now + i64::try_from(state.config.access_token_ttl_secs).unwrap_or(0) + 60;
+    let mut transaction = state.pool.begin().await.context("failed to start transaction")?;
+    sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE sid = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(sid)
+        .execute(&mut *transaction)
+        .await
+        .context("failed to revoke session")?;
+    sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE sid = $2 AND used_at IS NULL")
+        .bind(now)
+        .bind(sid)
+        .execute(&mut *transaction)
+        .await
+        .context("failed to revoke refresh tokens")?;
+    upsert_revocation(&mut transaction, "session", sid, now, revoked_until).await?;
+    transaction.commit().await.context("failed to commit session end")?;
+    Ok(())
+}
+
+/// Adds or extends an entry of the revocation list.
+pub async fn upsert_revocation(
+    connection: &mut sqlx::AnyConnection,
+    kind: &str,
+    id: &str,
+    not_before: i64,
+    expires_at: i64,
+) -> anyhow::Result<()> {
+    // Portable upsert: delete + insert inside the caller's transaction.
+    sqlx::query("DELETE FROM revocations WHERE kind = $1 AND id = $2")
+        .bind(kind)
+        .bind(id)
+        .execute(&mut *connection)
+        .await
+        .context("failed to replace revocation")?;
+    sqlx::query("INSERT INTO revocations (kind, id, not_before, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(kind)
+        .bind(id)
+        .bind(not_before)
+        .bind(expires_at)
+        .execute(&mut *connection)
+        .await
+        .context("failed to insert revocation")?;
+    Ok(())
+}

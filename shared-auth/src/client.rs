@@ -1,0 +1,190 @@
+//! `ServiceTokenClient`: OAuth2 client-credentials tokens for calls between services.
+//!
+//! The token endpoint is found through discovery. A token is reused until shortly before it
+//! expires; one refresh serves every concurrent caller; and while the auth server is down the
+//! client keeps using the token it has until that token really expires.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+
+use crate::fetch::{self, FetchError};
+
+/// Why no service token could be obtained.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceTokenError {
+    /// Discovery or the token endpoint could not be reached or answered badly.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The token endpoint refused our credentials or scope.
+    #[error("token endpoint refused the request: {0}")]
+    Refused(String),
+}
+
+/// Settings of a [`ServiceTokenClient`].
+#[derive(Debug, Clone)]
+pub struct ServiceTokenSettings {
+    /// The auth server's issuer URL (discovery base).
+    pub issuer: String,
+    /// Our client id.
+    pub client_id: String,
+    /// Our client secret.
+    pub client_secret: SecretString,
+    /// Scopes to ask for (space-separated); `None` asks for the client's registered scopes.
+    pub scope: Option<String>,
+    /// Total time a call to the auth server may take.
+    pub timeout: Duration,
+}
+
+struct CachedToken {
+    token: SecretString,
+    /// Renew from here on.
+    renew_at: Instant,
+    /// Unusable from here on.
+    expires_at: Instant,
+}
+
+/// A client-credentials token source. Cheap to clone.
+#[derive(Clone)]
+pub struct ServiceTokenClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: ServiceTokenSettings,
+    http: reqwest::Client,
+    token_endpoint: RwLock<Option<String>>,
+    /// Held while fetching, so concurrent callers share one request.
+    cached: tokio::sync::Mutex<Option<CachedToken>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: u64,
+}
+
+impl ServiceTokenClient {
+    /// Creates the client; nothing is fetched until the first call.
+    pub fn new(settings: ServiceTokenSettings) -> Self {
+        let http = fetch::bounded_client(settings.timeout);
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                http,
+                token_endpoint: RwLock::new(None),
+                cached: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// A valid access token: the cached one, or a fresh one when it is about to expire.
+    pub async fn token(&self) -> Result<SecretString, ServiceTokenError> {
+        let mut cached = self.inner.cached.lock().await;
+        let now = Instant::now();
+        if let Some(current) = cached.as_ref()
+            && now < current.renew_at
+        {
+            return Ok(current.token.clone());
+        }
+        match self.fetch().await {
+            Ok(fresh) => {
+                let token = fresh.token.clone();
+                *cached = Some(fresh);
+                Ok(token)
+            }
+            // The auth server is down but our token is still valid: keep using it.
+            Err(error) => match cached.as_ref() {
+                Some(current) if now < current.expires_at => {
+                    tracing::warn!(%error, "service token renewal failed; using the current token");
+                    Ok(current.token.clone())
+                }
+                _ => Err(error),
+            },
+        }
+    }
+
+    /// Adds `Authorization: Bearer <service token>` to a request.
+    pub async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ServiceTokenError> {
+        let token = self.token().await?;
+        Ok(request.bearer_auth(token.expose_secret()))
+    }
+
+    async fn token_endpoint(&self) -> Result<String, ServiceTokenError> {
+        if let Some(endpoint) = self.inner.token_endpoint.read().ok().and_then(|slot| slot.clone()) {
+            return Ok(endpoint);
+        }
+        let metadata = fetch::discover(&self.inner.http, &self.inner.settings.issuer).await?;
+        let endpoint = metadata
+            .token_endpoint
+            .ok_or_else(|| FetchError::Invalid("discovery has no token_endpoint".into()))?;
+        if let Ok(mut slot) = self.inner.token_endpoint.write() {
+            *slot = Some(endpoint.clone());
+        }
+        Ok(endpoint)
+    }
+
+    async fn fetch(&self) -> Result<CachedToken, ServiceTokenError> {
+        let settings = &self.inner.settings;
+        let endpoint = self.token_endpoint().await?;
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = settings.scope.as_deref() {
+            form.push(("scope", scope));
+        }
+        let requested_at = Instant::now();
+        // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
+        let response = self
+            .inner
+            .http
+            .post(&endpoint)
+            .basic_auth(
+                form_urlencode(&settings.client_id),
+                Some(form_urlencode(settings.client_secret.expose_secret())),
+            )
+            .form(&form)
+            .send()
+            .await
+            .map_err(|error| FetchError::Unreachable(error.without_url().to_string()))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| FetchError::Unreachable(error.without_url().to_string()))?;
+        if !status.is_success() {
+            let detail = String::from_utf8_lossy(&body).chars().take(200).collect::<String>();
+            return Err(ServiceTokenError::Refused(format!("{status}: {detail}")));
+        }
+        let parsed: TokenResponse = serde_json::from_slice(&body)
+            .map_err(|error| FetchError::Invalid(format!("token response: {error}")))?;
+        let lifetime = Duration::from_secs(parsed.expires_in);
+        // Renew when 10% of the lifetime (at least 5 s, at most 60 s) is left.
+        let margin = (lifetime / 10).clamp(Duration::from_secs(5), Duration::from_secs(60));
+        Ok(CachedToken {
+            token: SecretString::from(parsed.access_token),
+            renew_at: requested_at + lifetime.saturating_sub(margin),
+            expires_at: requested_at + lifetime,
+        })
+    }
+}
+
+fn form_urlencode(value: &str) -> String {
+    serde_urlencoded::to_string([("", value)])
+        .map(|encoded| encoded.trim_start_matches('=').to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_form_urlencoded_before_basic_encoding() {
+        assert_eq!(form_urlencode("a b:c/d"), "a+b%3Ac%2Fd");
+        assert_eq!(form_urlencode("plain-id"), "plain-id");
+    }
+}

@@ -1,0 +1,226 @@
+//! axum extractors: `Authenticated` for any valid token, scope and role checks that yield 403.
+//!
+//! Responses follow RFC 6750 §3: no token → 401 with a bare `Bearer` challenge; a malformed
+//! `Authorization` header → 400 `invalid_request`; a bad token → 401 `invalid_token`; a valid
+//! token without the needed scope or role → 403 `insufficient_scope`. Missing keys → 503, never a
+//! 401 that would send a client to log in again for nothing.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::claims::AccessClaims;
+use crate::problem::{self, Problem};
+use crate::verifier::{Verifier, VerifyError};
+
+/// Why a request was not authorised.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header: 401 with a bare challenge.
+    #[error("a bearer token is required")]
+    MissingToken,
+    /// The header is not `Bearer <token>`: 400 `invalid_request`.
+    #[error("malformed Authorization header")]
+    InvalidRequest,
+    /// The token failed verification: 401 `invalid_token`.
+    #[error("invalid token: {0}")]
+    InvalidToken(VerifyError),
+    /// Valid token without the scope, role or kind of principal needed: 403.
+    #[error("insufficient scope: requires {0}")]
+    InsufficientScope(String),
+    /// No usable keys: 503.
+    #[error("token verification keys unavailable")]
+    Unavailable,
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let (status, challenge, detail) = match &self {
+            Self::MissingToken => {
+                (StatusCode::UNAUTHORIZED, "Bearer".to_owned(), "a bearer token is required".to_owned())
+            }
+            Self::InvalidRequest => (
+                StatusCode::BAD_REQUEST,
+                r#"Bearer error="invalid_request""#.to_owned(),
+                "the Authorization header must be `Bearer <token>`".to_owned(),
+            ),
+            Self::InvalidToken(error) => (
+                StatusCode::UNAUTHORIZED,
+                format!(r#"Bearer error="invalid_token", error_description="{error}""#),
+                error.to_string(),
+            ),
+            Self::InsufficientScope(needed) => (
+                StatusCode::FORBIDDEN,
+                format!(r#"Bearer error="insufficient_scope", scope="{needed}""#),
+                format!("requires {needed}"),
+            ),
+            Self::Unavailable => {
+                return problem::unavailable(5, "token verification keys are not available");
+            }
+        };
+        let mut response = Problem::new(status).with_detail(detail).into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// A request with a valid access token.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Arc<AccessClaims>);
+
+impl std::ops::Deref for Authenticated {
+    type Target = AccessClaims;
+    fn deref(&self) -> &AccessClaims {
+        &self.0
+    }
+}
+
+impl Authenticated {
+    /// 403 unless the token carries `scope`.
+    pub fn require_scope(&self, scope: &str) -> Result<(), AuthError> {
+        if self.has_scope(scope) { Ok(()) } else { Err(AuthError::InsufficientScope(scope.into())) }
+    }
+
+    /// 403 unless the token carries `role`.
+    pub fn require_role(&self, role: &str) -> Result<(), AuthError> {
+        if self.has_role(role) {
+            Ok(())
+        } else {
+            Err(AuthError::InsufficientScope(format!("role:{role}")))
+        }
+    }
+
+    /// 403 for service (client-credentials) tokens on routes meant for people.
+    pub fn require_user(&self) -> Result<(), AuthError> {
+        if self.is_user() { Ok(()) } else { Err(AuthError::InsufficientScope("user".into())) }
+    }
+}
+
+/// Extracts the token from `Authorization: Bearer <token>`. `Ok(None)` when there is no header.
+fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| AuthError::InvalidRequest)?;
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::InvalidRequest)?;
+    let token = token.trim_start_matches(' ');
+    // RFC 6750 b64token characters only; anything else cannot be a JWS anyway.
+    let valid_token = !token.is_empty()
+        && token.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-._~+/=".contains(&byte));
+    if !scheme.eq_ignore_ascii_case("bearer") || !valid_token {
+        return Err(AuthError::InvalidRequest);
+    }
+    Ok(Some(token))
+}
+
+async fn authenticate(parts: &Parts, verifier: &Verifier) -> Result<Option<Authenticated>, AuthError> {
+    let Some(token) = bearer_token(parts)? else {
+        return Ok(None);
+    };
+    match verifier.verify(token).await {
+        Ok(claims) => Ok(Some(Authenticated(claims))),
+        Err(VerifyError::KeysUnavailable) => Err(AuthError::Unavailable),
+        Err(error) => Err(AuthError::InvalidToken(error)),
+    }
+}
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    Verifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        authenticate(parts, &Verifier::from_ref(state)).await?.ok_or(AuthError::MissingToken)
+    }
+}
+
+/// `Option<Authenticated>` is `None` only when no token was sent; an invalid token is still
+/// rejected, so a broken token can never downgrade a caller to anonymous.
+impl<S> OptionalFromRequestParts<S> for Authenticated
+where
+    Verifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        authenticate(parts, &Verifier::from_ref(state)).await
+    }
+}
+
+/// A request with a valid *user* token: service tokens get 403.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedUser(pub Authenticated);
+
+impl std::ops::Deref for AuthenticatedUser {
+    type Target = AccessClaims;
+    fn deref(&self) -> &AccessClaims {
+        &self.0
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthenticatedUser
+where
+    Verifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let authenticated = <Authenticated as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        authenticated.require_user()?;
+        Ok(Self(authenticated))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts_with(authorization: Option<&str>) -> Parts {
+        let mut builder = axum::http::Request::builder();
+        if let Some(value) = authorization {
+            builder = builder.header(header::AUTHORIZATION, value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_authorization_header_must_be_a_bearer_token() {
+        assert_eq!(bearer_token(&parts_with(None)), Ok(None));
+        assert_eq!(bearer_token(&parts_with(Some("Bearer abc.def.ghi"))), Ok(Some("abc.def.ghi")));
+        assert_eq!(bearer_token(&parts_with(Some("bearer abc"))), Ok(Some("abc")));
+        for bad in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Bearer a b", "abc", "Bearer a\"b"] {
+            assert_eq!(bearer_token(&parts_with(Some(bad))), Err(AuthError::InvalidRequest), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_rejection_has_the_rfc_6750_status_and_challenge() {
+        let challenge = |error: AuthError| {
+            let response = error.into_response();
+            let value = response.headers().get(header::WWW_AUTHENTICATE).map(|value| {
+                value.to_str().unwrap().to_owned()
+            });
+            (response.status(), value)
+        };
+        assert_eq!(challenge(AuthError::MissingToken), (StatusCode::UNAUTHORIZED, Some("Bearer".into())));
+        let (status, value) = challenge(AuthError::InvalidToken(VerifyError::Expired));
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(value.unwrap().starts_with(r#"Bearer error="invalid_token""#));
+        let (status, value) = challenge(AuthError::InvalidRequest);
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(value.unwrap(), r#"Bearer error="invalid_request""#);
+        let (status, value) = challenge(AuthError::InsufficientScope("users:read".into()));
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(value.unwrap().contains(r#"error="insufficient_scope""#));
+        assert_eq!(challenge(AuthError::Unavailable).0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -1,0 +1,170 @@
+//! Bounded HTTP fetches from the auth server: discovery metadata, key sets, revocation lists.
+//!
+//! Everything the services fetch from the auth server goes through here, so the same limits
+//! hold everywhere: a total timeout per call and a cap on the body size. A server that hangs,
+//! streams forever or answers with garbage costs one bounded failed call, nothing more.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a fetch failed. The variant names are the `outcome` label of `jwks_refresh_total`.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Connection refused, reset, DNS failure or timeout.
+    #[error("auth server unreachable: {0}")]
+    Unreachable(String),
+    /// An HTTP status other than 200 (or 304 where allowed).
+    #[error("unexpected HTTP status {0}")]
+    Status(u16),
+    /// The body exceeded the size cap.
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body did not parse or did not pass validation.
+    #[error("invalid response: {0}")]
+    Invalid(String),
+}
+
+impl FetchError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unreachable(_) => "unreachable",
+            Self::Status(_) => "bad_status",
+            Self::TooLarge(_) => "too_large",
+            Self::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// A body fetched within the limits, with the caching headers we honour.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The body, at most the configured cap.
+    pub body: Vec<u8>,
+    /// `Cache-Control: max-age`, when the server sent one.
+    pub max_age: Option<Duration>,
+    /// The `ETag`, when the server sent one.
+    pub etag: Option<String>,
+    /// True when the server answered 304 Not Modified to our `If-None-Match`.
+    pub not_modified: bool,
+}
+
+/// Fetches `url` with a total timeout (set on `client`) and a body cap.
+pub async fn fetch_capped(
+    client: &reqwest::Client,
+    url: &str,
+    max_bytes: usize,
+    if_none_match: Option<&str>,
+) -> Result<Fetched, FetchError> {
+    let mut request = client.get(url);
+    if let Some(etag) = if_none_match {
+        request = request.header(http::header::IF_NONE_MATCH, etag);
+    }
+    let mut response = request
+        .send()
+        .await
+        .map_err(|error| FetchError::Unreachable(error.without_url().to_string()))?;
+    let header = |name: http::HeaderName| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let max_age = header(http::header::CACHE_CONTROL).and_then(|value| parse_max_age(&value));
+    let etag = header(http::header::ETAG);
+    if response.status() == http::StatusCode::NOT_MODIFIED && if_none_match.is_some() {
+        return Ok(Fetched { body: Vec::new(), max_age, etag, not_modified: true });
+    }
+    if response.status() != http::StatusCode::OK {
+        return Err(FetchError::Status(response.status().as_u16()));
+    }
+    if response.content_length().is_some_and(|length| length > max_bytes as u64) {
+        return Err(FetchError::TooLarge(max_bytes));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| FetchError::Unreachable(error.without_url().to_string()))?
+    {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(FetchError::TooLarge(max_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched { body, max_age, etag, not_modified: false })
+}
+
+/// Extracts `max-age` from a `Cache-Control` value; `no-store`/`no-cache` mean zero.
+pub fn parse_max_age(cache_control: &str) -> Option<Duration> {
+    let mut max_age = None;
+    for directive in cache_control.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(seconds) = lower.strip_prefix("max-age=") {
+            max_age = seconds.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+        }
+    }
+    max_age
+}
+
+/// The subset of RFC 8414 authorization-server metadata the services use.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerMetadata {
+    /// Must equal the configured issuer exactly (RFC 8414 §3.3).
+    pub issuer: String,
+    /// Where the public keys are.
+    pub jwks_uri: String,
+    /// Where client-credentials tokens are issued.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// Where the signed revocation list is (platform extension).
+    #[serde(default)]
+    pub revocation_list_uri: Option<String>,
+}
+
+/// Largest discovery document accepted.
+const MAX_METADATA_BYTES: usize = 64 * 1024;
+
+/// Fetches and checks the discovery document of `issuer`.
+pub async fn discover(client: &reqwest::Client, issuer: &str) -> Result<ServerMetadata, FetchError> {
+    let url = format!("{}/.well-known/oauth-authorization-server", issuer.trim_end_matches('/'));
+    let fetched = fetch_capped(client, &url, MAX_METADATA_BYTES, None).await?;
+    let metadata: ServerMetadata = serde_json::from_slice(&fetched.body)
+        .map_err(|error| FetchError::Invalid(format!("discovery document: {error}")))?;
+    if metadata.issuer != issuer {
+        return Err(FetchError::Invalid(format!(
+            "discovery names issuer {:?}, expected {issuer:?}",
+            metadata.issuer
+        )));
+    }
+    Ok(metadata)
+}
+
+/// An HTTP client whose every call ends within `timeout`, connection set-up included.
+pub fn bounded_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("shared-auth/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(parse_max_age("public, max-age=300"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(parse_max_age("public"), None);
+        assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+}

@@ -1,0 +1,421 @@
+//! The key cache: the auth server's public keys, in memory and on disk.
+//!
+//! This is what lets a service keep verifying tokens while the auth server is down, even across
+//! a restart: the last good key set is loaded from disk at start, refreshed in the background,
+//! and only ever replaced by another good key set. Nothing the auth server (or something
+//! pretending to be it) sends can empty the cache or block a request that carries a known `kid`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fetch::{self, FetchError, ServerMetadata};
+use crate::jws::{JwkSet, VerifyingKey};
+use crate::time::unix_now;
+
+/// Tuning of the key cache. Every bound is explicit so an operator can reason about outages.
+#[derive(Debug, Clone)]
+pub struct KeyCacheSettings {
+    /// The issuer whose discovery document names the key set.
+    pub issuer: String,
+    /// Never refresh more often than this, whatever `Cache-Control` says.
+    pub refresh_min: Duration,
+    /// Never refresh less often than this, whatever `Cache-Control` says.
+    pub refresh_max: Duration,
+    /// Past this age without a successful refresh, fail closed (503).
+    pub max_age: Duration,
+    /// After an unknown-`kid` refetch, no other such refetch for this long.
+    pub unknown_kid_cooldown: Duration,
+    /// Total time one call to the auth server may take.
+    pub fetch_timeout: Duration,
+    /// Largest key set accepted.
+    pub max_body_bytes: usize,
+    /// Where the last good key set is kept; `None` keeps it in memory only.
+    pub cache_file: Option<PathBuf>,
+}
+
+impl KeyCacheSettings {
+    /// Defaults suitable for production, for the given issuer.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            refresh_min: Duration::from_secs(30),
+            refresh_max: Duration::from_secs(300),
+            max_age: Duration::from_secs(24 * 3600),
+            unknown_kid_cooldown: Duration::from_secs(30),
+            fetch_timeout: Duration::from_secs(2),
+            max_body_bytes: 64 * 1024,
+            cache_file: None,
+        }
+    }
+}
+
+/// How fit the key cache is to verify tokens; `/readyz` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    /// Keys are fresh.
+    Ready,
+    /// The last refresh failed; serving on keys younger than the maximum age.
+    Degraded,
+    /// No keys, or keys older than the maximum age: protected routes answer 503.
+    Unavailable,
+}
+
+/// Why no key could be found for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLookupError {
+    /// No key set has ever been obtained.
+    NoKeys,
+    /// The key set is older than the allowed maximum age.
+    TooStale,
+    /// The key set does not contain this `kid`, even after a permitted refetch.
+    UnknownKid,
+}
+
+/// A key set as fetched, with the time it was last confirmed by the auth server.
+struct KeySet {
+    keys: HashMap<String, Arc<VerifyingKey>>,
+    /// Unix seconds of the last successful fetch that returned this set.
+    confirmed_at: u64,
+    /// The JWKS as canonical JSON, to detect changes and to persist.
+    canonical: String,
+}
+
+/// The on-disk format of the cached key set.
+#[derive(Serialize, Deserialize)]
+struct DiskCopy {
+    confirmed_at: u64,
+    jwks: JwkSet,
+}
+
+/// Longest `kid` looked up; longer ones are refused without touching any cache.
+pub const MAX_KID_LEN: usize = 128;
+
+/// The auth server's public keys. Cheap to clone: all clones share one cache.
+#[derive(Clone)]
+pub struct KeyCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: KeyCacheSettings,
+    http: reqwest::Client,
+    current: RwLock<Option<Arc<KeySet>>>,
+    metadata: RwLock<Option<ServerMetadata>>,
+    /// Held during an unknown-`kid` refetch, so concurrent requests share one fetch.
+    refetch: tokio::sync::Mutex<()>,
+    last_refetch: Mutex<Option<Instant>>,
+    /// Kids that a refetch did not produce: refused at once for a while.
+    negative: moka::sync::Cache<String, ()>,
+    last_refresh_failed: AtomicBool,
+    generation: AtomicU64,
+}
+
+impl KeyCache {
+    /// Creates the cache and loads the disk copy, if one exists. Does no network I/O.
+    pub fn new(settings: KeyCacheSettings) -> Self {
+        let http = fetch::bounded_client(settings.fetch_timeout);
+        let negative = moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(Duration::from_secs(300))
+            .build();
+        let cache = Self {
+            inner: Arc::new(Inner {
+                http,
+                current: RwLock::new(None),
+                metadata: RwLock::new(None),
+                refetch: tokio::sync::Mutex::new(()),
+                last_refetch: Mutex::new(None),
+                negative,
+                last_refresh_failed: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
+                settings,
+            }),
+        };
+        cache.load_disk_copy();
+        cache
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &KeyCacheSettings {
+        &self.inner.settings
+    }
+
+    /// Changes whenever the key set's content changes; the verified-token cache compares it.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// The discovery document, once fetched.
+    pub fn metadata(&self) -> Option<ServerMetadata> {
+        self.inner.metadata.read().ok().and_then(|metadata| metadata.clone())
+    }
+
+    /// The HTTP client with the fetch limits, shared with the revocation poller.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    fn snapshot(&self) -> Option<Arc<KeySet>> {
+        self.inner.current.read().ok().and_then(|current| current.clone())
+    }
+
+    /// Seconds since the key set was last confirmed by the auth server, if there is one.
+    pub fn age(&self) -> Option<Duration> {
+        self.snapshot()
+            .map(|set| Duration::from_secs(unix_now().saturating_sub(set.confirmed_at)))
+    }
+
+    /// Ready, degraded or unavailable; also updates the `jwks_age_seconds` gauge.
+    pub fn status(&self) -> KeyStatus {
+        let Some(age) = self.age() else {
+            return KeyStatus::Unavailable;
+        };
+        metrics::gauge!("jwks_age_seconds").set(age.as_secs_f64());
+        if age > self.inner.settings.max_age {
+            KeyStatus::Unavailable
+        } else if self.inner.last_refresh_failed.load(Ordering::Relaxed)
+            || age > self.inner.settings.refresh_max * 2
+        {
+            KeyStatus::Degraded
+        } else {
+            KeyStatus::Ready
+        }
+    }
+
+    /// The key for `kid`. An unknown `kid` triggers at most one refetch per cooldown window,
+    /// shared by all requests that arrive meanwhile.
+    pub async fn key_for(&self, kid: &str) -> Result<Arc<VerifyingKey>, KeyLookupError> {
+        match self.lookup(kid) {
+            Err(KeyLookupError::UnknownKid) => {}
+            other => return other,
+        }
+        metrics::counter!("unknown_kid_total").increment(1);
+        if kid.len() > MAX_KID_LEN || self.inner.negative.contains_key(kid) {
+            return Err(KeyLookupError::UnknownKid);
+        }
+        if self.in_cooldown() {
+            self.inner.negative.insert(kid.to_owned(), ());
+            return Err(KeyLookupError::UnknownKid);
+        }
+        let _shared_fetch = self.inner.refetch.lock().await;
+        // Whoever held the lock before us may already have fetched the key, or the window.
+        if let Ok(key) = self.lookup(kid) {
+            return Ok(key);
+        }
+        if !self.in_cooldown() {
+            if let Ok(mut last) = self.inner.last_refetch.lock() {
+                *last = Some(Instant::now());
+            }
+            let _ = self.refresh().await;
+        }
+        let result = self.lookup(kid);
+        if result.is_err() {
+            self.inner.negative.insert(kid.to_owned(), ());
+        }
+        result
+    }
+
+    /// The key for `kid` from the cached set, without any refetch or age check.
+    pub(crate) fn cached_key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        self.snapshot().and_then(|set| set.keys.get(kid).cloned())
+    }
+
+    fn lookup(&self, kid: &str) -> Result<Arc<VerifyingKey>, KeyLookupError> {
+        let set = self.snapshot().ok_or(KeyLookupError::NoKeys)?;
+        if unix_now().saturating_sub(set.confirmed_at) > self.inner.settings.max_age.as_secs() {
+            return Err(KeyLookupError::TooStale);
+        }
+        set.keys.get(kid).cloned().ok_or(KeyLookupError::UnknownKid)
+    }
+
+    fn in_cooldown(&self) -> bool {
+        self.inner
+            .last_refetch
+            .lock()
+            .ok()
+            .and_then(|last| *last)
+            .is_some_and(|last| last.elapsed() < self.inner.settings.unknown_kid_cooldown)
+    }
+
+    /// Fetches discovery (once) and the key set; replaces the cached set only with a good one.
+    /// Returns the `Cache-Control` max-age the server asked for.
+    pub async fn refresh(&self) -> Result<Option<Duration>, FetchError> {
+        let result = self.try_refresh().await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(error) => error.label(),
+        };
+        metrics::counter!("jwks_refresh_total", "outcome" => outcome).increment(1);
+        self.inner.last_refresh_failed.store(result.is_err(), Ordering::Relaxed);
+        if let Err(error) = &result {
+            tracing::warn!(%error, "key set refresh failed; keeping the keys we have");
+        }
+        self.status();
+        result
+    }
+
+    async fn try_refresh(&self) -> Result<Option<Duration>, FetchError> {
+        let metadata = match self.metadata() {
+            Some(metadata) => metadata,
+            None => {
+                let metadata = fetch::discover(&self.inner.http, &self.inner.settings.issuer).await?;
+                if let Ok(mut slot) = self.inner.metadata.write() {
+                    *slot = Some(metadata.clone());
+                }
+                metadata
+            }
+        };
+        let fetched = fetch::fetch_capped(
+            &self.inner.http,
+            &metadata.jwks_uri,
+            self.inner.settings.max_body_bytes,
+            None,
+        )
+        .await?;
+        let jwks: JwkSet = serde_json::from_slice(&fetched.body)
+            .map_err(|error| FetchError::Invalid(format!("key set: {error}")))?;
+        self.install(jwks, unix_now(), true)?;
+        Ok(fetched.max_age)
+    }
+
+    /// Installs a key set obtained some other way than fetching (the auth server verifying its
+    /// own tokens, tests). Refused, and the current set kept, unless it has a usable key.
+    pub fn replace_keys(&self, jwks: JwkSet) -> Result<(), FetchError> {
+        self.install(jwks, unix_now(), false)
+    }
+
+    /// Replaces the key set if `jwks` has at least one usable key.
+    fn install(&self, jwks: JwkSet, confirmed_at: u64, persist: bool) -> Result<(), FetchError> {
+        let keys: HashMap<String, Arc<VerifyingKey>> = jwks
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let kid = jwk.kid.clone().filter(|kid| kid.len() <= MAX_KID_LEN)?;
+                match VerifyingKey::from_jwk(jwk) {
+                    Ok(key) => Some((kid, Arc::new(key))),
+                    Err(error) => {
+                        tracing::warn!(%error, kid, "ignoring unusable key in key set");
+                        None
+                    }
+                }
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err(FetchError::Invalid("key set has no usable key".into()));
+        }
+        let canonical = serde_json::to_string(&jwks).unwrap_or_default();
+        let changed = self.snapshot().is_none_or(|current| current.canonical != canonical);
+        if let Ok(mut current) = self.inner.current.write() {
+            *current = Some(Arc::new(KeySet { keys, confirmed_at, canonical }));
+        }
+        if changed {
+            self.inner.generation.fetch_add(1, Ordering::AcqRel);
+            self.inner.negative.invalidate_all();
+            tracing::info!(keys = jwks.keys.len(), "key set updated");
+        }
+        if persist && let Some(path) = &self.inner.settings.cache_file {
+            let copy = DiskCopy { confirmed_at, jwks };
+            if let Ok(bytes) = serde_json::to_vec(&copy) {
+                crate::persist::spawn_write(path.clone(), bytes, "key set");
+            }
+        }
+        Ok(())
+    }
+
+    fn load_disk_copy(&self) {
+        let Some(path) = &self.inner.settings.cache_file else {
+            return;
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return,
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "cannot read cached key set");
+                return;
+            }
+        };
+        match serde_json::from_slice::<DiskCopy>(&bytes) {
+            Ok(copy) => match self.install(copy.jwks, copy.confirmed_at, false) {
+                Ok(()) => tracing::info!(path = %path.display(), "loaded cached key set from disk"),
+                Err(error) => tracing::warn!(%error, "cached key set unusable"),
+            },
+            Err(error) => tracing::warn!(%error, "cached key set is corrupt; ignoring it"),
+        }
+    }
+
+    /// Starts the background refresh: immediately, then as `Cache-Control` says within the
+    /// configured bounds, and every `refresh_min` while the auth server is failing.
+    pub fn spawn_refresh(&self) -> tokio::task::JoinHandle<()> {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let settings = &cache.inner.settings;
+                let delay = match cache.refresh().await {
+                    Ok(max_age) => max_age
+                        .unwrap_or(settings.refresh_max)
+                        .clamp(settings.refresh_min, settings.refresh_max),
+                    Err(_) => settings.refresh_min,
+                };
+                tokio::time::sleep(delay).await;
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jws::{Algorithm, SigningKey};
+
+    fn jwks_with(kid: &str) -> JwkSet {
+        let key = SigningKey::generate(Algorithm::EdDSA).unwrap();
+        JwkSet { keys: vec![key.verifying_key().to_jwk(kid)] }
+    }
+
+    #[tokio::test]
+    async fn a_key_set_without_usable_keys_never_replaces_the_good_one() {
+        let cache = KeyCache::new(KeyCacheSettings::new("http://127.0.0.1:9"));
+        cache.install(jwks_with("good"), unix_now(), false).unwrap();
+        let empty = JwkSet { keys: vec![] };
+        assert!(cache.install(empty, unix_now(), false).is_err());
+        assert!(cache.lookup("good").is_ok());
+    }
+
+    #[tokio::test]
+    async fn keys_older_than_the_maximum_age_are_refused() {
+        let mut settings = KeyCacheSettings::new("http://127.0.0.1:9");
+        settings.max_age = Duration::from_secs(60);
+        let cache = KeyCache::new(settings);
+        cache.install(jwks_with("old"), unix_now() - 120, false).unwrap();
+        assert_eq!(cache.lookup("old").unwrap_err(), KeyLookupError::TooStale);
+        assert_eq!(cache.status(), KeyStatus::Unavailable);
+    }
+
+    #[tokio::test]
+    async fn the_disk_copy_is_loaded_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = KeyCacheSettings::new("http://127.0.0.1:9");
+        settings.cache_file = Some(dir.path().join("jwks.json"));
+        let copy = DiskCopy { confirmed_at: unix_now(), jwks: jwks_with("k1") };
+        std::fs::write(dir.path().join("jwks.json"), serde_json::to_vec(&copy).unwrap()).unwrap();
+        let cache = KeyCache::new(settings);
+        assert!(cache.lookup("k1").is_ok());
+        assert_eq!(cache.status(), KeyStatus::Ready);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_disk_copy_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = KeyCacheSettings::new("http://127.0.0.1:9");
+        settings.cache_file = Some(dir.path().join("jwks.json"));
+        std::fs::write(dir.path().join("jwks.json"), b"{not json").unwrap();
+        let cache = KeyCache::new(settings);
+        assert_eq!(cache.lookup("k1").unwrap_err(), KeyLookupError::NoKeys);
+    }
+}

@@ -1,0 +1,123 @@
+//! `application/problem+json` (RFC 9457) responses and extractors that reject with them.
+//!
+//! Every non-OAuth error of every service has this one shape, including the rejections of the
+//! body extractors (malformed JSON, wrong content type, oversized body), so a client needs one
+//! error parser for the whole platform.
+
+use axum::extract::rejection::{FormRejection, JsonRejection};
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The media type of problem details.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A problem details document.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the problem type; `about:blank` when the status says it all.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// Explanation of this occurrence, safe to show to the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Problem {
+    /// A problem with the status's canonical reason as title.
+    pub fn new(status: StatusCode) -> Self {
+        Self {
+            problem_type: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: None,
+        }
+    }
+
+    /// Adds a detail message.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The status as a [`StatusCode`].
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let mut response = (status, axum::Json(self)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+/// The opaque 500 for failures the client cannot fix; the cause is logged here, never sent.
+pub fn internal_error(error: &anyhow::Error) -> Problem {
+    tracing::error!(error = format!("{error:#}"), "internal error");
+    Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// `503` with `Retry-After`, for overload and missing dependencies.
+pub fn unavailable(retry_after_seconds: u32, detail: &str) -> Response {
+    let mut response = Problem::new(StatusCode::SERVICE_UNAVAILABLE).with_detail(detail).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+    response
+}
+
+/// `axum::Json`, but its rejections are problem documents with the right 4xx status
+/// (400 malformed, 413 too large, 415 wrong content type, 422 wrong shape).
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(Problem))]
+pub struct AppJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+impl From<JsonRejection> for Problem {
+    fn from(rejection: JsonRejection) -> Self {
+        Problem::new(rejection.status()).with_detail(rejection.body_text())
+    }
+}
+
+/// `axum::Form` with problem-document rejections (used where OAuth does not dictate the shape).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppForm<T>(pub T);
+
+impl<T, S> FromRequest<S> for AppForm<T>
+where
+    axum::Form<T>: FromRequest<S, Rejection = FormRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(request, state).await {
+            Ok(axum::Form(value)) => Ok(Self(value)),
+            Err(rejection) => Err(Problem::new(rejection.status()).with_detail(rejection.body_text())),
+        }
+    }
+}
+
+/// The fallback for unknown paths: a problem document instead of an empty 404.
+pub async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND)
+}
+
+/// The fallback for a known path with a wrong method.
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED)
+}

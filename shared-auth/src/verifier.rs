@@ -1,0 +1,267 @@
+//! Access-token verification (RFC 8725, RFC 9068 §4) with a verified-token cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::claims::AccessClaims;
+use crate::jws::{self, SplitError};
+use crate::keys::{KeyCache, KeyLookupError, KeyStatus};
+use crate::revocation::Revocations;
+use crate::time::unix_now_i64;
+
+/// What a service accepts.
+#[derive(Debug, Clone)]
+pub struct VerifierSettings {
+    /// The exact `iss` expected.
+    pub issuer: String,
+    /// This service's own name; it must be one of the token's `aud`.
+    pub audience: String,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// Tokens longer than this are refused before any decoding.
+    pub max_token_bytes: usize,
+    /// How many verified tokens are remembered.
+    pub cache_capacity: u64,
+    /// Whether `aud` must contain `audience`. Only the auth server's own endpoints (logout),
+    /// which accept a token issued for any of the platform's services, turn this off.
+    pub check_audience: bool,
+}
+
+impl VerifierSettings {
+    /// Defaults: 30 s leeway, 8 KiB tokens, 10,000 cached tokens.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway: Duration::from_secs(30),
+            max_token_bytes: 8 * 1024,
+            cache_capacity: 10_000,
+            check_audience: true,
+        }
+    }
+}
+
+/// Why a token was refused. [`VerifyError::reason`] is the `reason` label of
+/// `token_rejections_total`; every variant but `KeysUnavailable` is a 401 `invalid_token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Longer than the configured cap.
+    #[error("token too large")]
+    TooLarge,
+    /// Not a compact JWS of base64url parts.
+    #[error("malformed token")]
+    Malformed,
+    /// The header is not valid JSON or lacks members we need.
+    #[error("invalid token header")]
+    BadHeader,
+    /// `typ` is not `at+jwt`.
+    #[error("wrong token type")]
+    WrongType,
+    /// The header has a `crit` member.
+    #[error("critical header extension not understood")]
+    CriticalHeader,
+    /// No key with this `kid` is published.
+    #[error("unknown key id")]
+    UnknownKid,
+    /// The header's `alg` is not the algorithm of the key it names.
+    #[error("algorithm does not match the key")]
+    AlgorithmMismatch,
+    /// The signature does not verify.
+    #[error("invalid signature")]
+    BadSignature,
+    /// The claims are not valid JSON of the expected types, or a required claim is missing.
+    #[error("invalid claims")]
+    BadClaims,
+    /// `iss` is not the configured issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// This service is not in `aud`.
+    #[error("wrong audience")]
+    WrongAudience,
+    /// `exp` is in the past.
+    #[error("token expired")]
+    Expired,
+    /// `nbf` or `iat` is in the future.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// The token, its session or its subject was revoked.
+    #[error("token revoked")]
+    Revoked,
+    /// No usable key set (none yet, or older than the maximum age): a 503, not a 401.
+    #[error("verification keys unavailable")]
+    KeysUnavailable,
+}
+
+impl VerifyError {
+    /// A short label for metrics and logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::BadHeader => "bad_header",
+            Self::WrongType => "wrong_type",
+            Self::CriticalHeader => "crit",
+            Self::UnknownKid => "unknown_kid",
+            Self::AlgorithmMismatch => "alg_mismatch",
+            Self::BadSignature => "bad_signature",
+            Self::BadClaims => "bad_claims",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Revoked => "revoked",
+            Self::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}
+
+#[derive(Clone)]
+struct CachedToken {
+    claims: Arc<AccessClaims>,
+    /// Key-set and revocation generations at verification time; a change invalidates the entry.
+    generation: (u64, u64),
+}
+
+/// Verifies access tokens. Cheap to clone; clones share keys, revocations and the cache.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: VerifierSettings,
+    keys: KeyCache,
+    revocations: Revocations,
+    verified: moka::sync::Cache<Arc<str>, CachedToken>,
+}
+
+impl Verifier {
+    /// Builds a verifier over a key cache and a revocation list.
+    pub fn new(settings: VerifierSettings, keys: KeyCache, revocations: Revocations) -> Self {
+        let verified = moka::sync::Cache::builder()
+            .max_capacity(settings.cache_capacity)
+            // Entries are also checked against `exp` on every hit; this only bounds how long a
+            // dead entry can occupy space.
+            .time_to_live(Duration::from_secs(3600))
+            .build();
+        Self { inner: Arc::new(Inner { settings, keys, revocations, verified }) }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &VerifierSettings {
+        &self.inner.settings
+    }
+
+    /// The key cache.
+    pub fn keys(&self) -> &KeyCache {
+        &self.inner.keys
+    }
+
+    /// The revocation list.
+    pub fn revocations(&self) -> &Revocations {
+        &self.inner.revocations
+    }
+
+    /// Key readiness, for `/readyz`.
+    pub fn status(&self) -> KeyStatus {
+        self.inner.keys.status()
+    }
+
+    /// Verifies `token` and returns its claims. Rejections are counted by reason.
+    pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {
+        let result = self.verify_uncounted(token).await;
+        if let Err(error) = &result {
+            metrics::counter!("token_rejections_total", "reason" => error.reason()).increment(1);
+        }
+        result
+    }
+
+    async fn verify_uncounted(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {
+        if token.len() > self.inner.settings.max_token_bytes {
+            return Err(VerifyError::TooLarge);
+        }
+        let generation = (self.inner.keys.generation(), self.inner.revocations.generation());
+        if let Some(hit) = self.inner.verified.get(token)
+            && hit.generation == generation
+        {
+            self.check_times(&hit.claims)?;
+            self.check_keys_usable()?;
+            return Ok(hit.claims);
+        }
+        let claims = Arc::new(self.verify_fully(token).await?);
+        self.inner
+            .verified
+            .insert(Arc::from(token), CachedToken { claims: claims.clone(), generation });
+        Ok(claims)
+    }
+
+    /// A cached token is only as good as the keys: past the maximum age, fail closed as a miss
+    /// would.
+    fn check_keys_usable(&self) -> Result<(), VerifyError> {
+        match self.inner.keys.age() {
+            Some(age) if age <= self.inner.keys.settings().max_age => Ok(()),
+            _ => Err(VerifyError::KeysUnavailable),
+        }
+    }
+
+    async fn verify_fully(&self, token: &str) -> Result<AccessClaims, VerifyError> {
+        let parts = jws::split_compact(token).map_err(|error| match error {
+            SplitError::Malformed => VerifyError::Malformed,
+            SplitError::BadHeader => VerifyError::BadHeader,
+        })?;
+        let header = &parts.header;
+        if header.crit.is_some() {
+            return Err(VerifyError::CriticalHeader);
+        }
+        let typ_ok = header.typ.as_deref().is_some_and(|typ| {
+            typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(VerifyError::WrongType);
+        }
+        let kid = header.kid.as_deref().ok_or(VerifyError::BadHeader)?;
+        let key = self.inner.keys.key_for(kid).await.map_err(|error| match error {
+            KeyLookupError::UnknownKid => VerifyError::UnknownKid,
+            KeyLookupError::NoKeys | KeyLookupError::TooStale => VerifyError::KeysUnavailable,
+        })?;
+        // The key decides the algorithm; the header may only agree with it (RFC 8725 §3.1).
+        if key.algorithm().as_str() != header.alg {
+            return Err(VerifyError::AlgorithmMismatch);
+        }
+        if !key.verify(parts.signing_input, &parts.signature) {
+            return Err(VerifyError::BadSignature);
+        }
+        let claims: AccessClaims =
+            serde_json::from_slice(&parts.payload).map_err(|_| VerifyError::BadClaims)?;
+        if [&claims.sub, &claims.jti, &claims.client_id].iter().any(|value| value.is_empty()) {
+            return Err(VerifyError::BadClaims);
+        }
+        if claims.iss != self.inner.settings.issuer {
+            return Err(VerifyError::WrongIssuer);
+        }
+        if self.inner.settings.check_audience
+            && !claims.aud.iter().any(|audience| *audience == self.inner.settings.audience)
+        {
+            return Err(VerifyError::WrongAudience);
+        }
+        self.check_times(&claims)?;
+        Ok(claims)
+    }
+
+    /// Expiry, not-before and revocation: the checks that can change for a cached token.
+    fn check_times(&self, claims: &AccessClaims) -> Result<(), VerifyError> {
+        let now = unix_now_i64();
+        let leeway = i64::try_from(self.inner.settings.leeway.as_secs()).unwrap_or(0);
+        if claims.exp.saturating_add(leeway) <= now {
+            return Err(VerifyError::Expired);
+        }
+        let not_before = claims.nbf.unwrap_or(claims.iat).max(claims.iat);
+        if not_before.saturating_sub(leeway) > now {
+            return Err(VerifyError::NotYetValid);
+        }
+        if self.inner.revocations.is_revoked(claims) {
+            return Err(VerifyError::Revoked);
+        }
+        Ok(())
+    }
+}
