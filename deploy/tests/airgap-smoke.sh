@@ -80,7 +80,7 @@ log "ready line: ${out_lines}x on stdout (init server), ${err_lines}x on stderr 
 check "ready line on stdout and on stderr (testcontainers-modules 0.15 waits for both)" \
     test "$out_lines" -ge 1 -a "$err_lines" -ge 1
 check "POSTGRES_USER/PASSWORD/DB: smoke can log in to smokedb over TCP" \
-    test "$(psql_as smoke smoke-pw smokedb 'select current_user || \x27@\x27 || current_database()')" = "smoke@smokedb"
+    test "$(psql_as smoke smoke-pw smokedb "select current_user || '@' || current_database()")" = "smoke@smokedb"
 check "wrong password is rejected (password auth on TCP)" \
     bash -c "! PGPASSWORD=wrong psql -X -h 127.0.0.1 -p $PG_PORT -U smoke -d smokedb -c 'select 1'"
 dbs="$(psql_as smoke smoke-pw smokedb "select string_agg(datname || ':' || pg_get_userbyid(datdba), ',' order by datname) from pg_database where datname in ('auth','users','orders')")"
@@ -91,11 +91,15 @@ check "role auth can connect to database auth and create tables (migrations)" \
 check "role auth cannot connect to database users" bash -c "! PGPASSWORD=auth-pw psql -X -h 127.0.0.1 -p $PG_PORT -U auth -d users -c 'select 1'"
 check "command-line '-c fsync=off' reached postgres" test "$(psql_as smoke smoke-pw smokedb 'show fsync')" = off
 check "pg_isready inside the container" docker exec "$PG_CONTAINER" pg_isready -h 127.0.0.1 -U smoke
-check "server runs as user postgres" test "$(docker exec "$PG_CONTAINER" ps -o user= -p 1 2>/dev/null || docker exec "$PG_CONTAINER" sh -c 'stat -c %U /proc/1')" = postgres
+# shellcheck disable=SC2016  # expanded inside the container, on purpose
+check "server (PID 1) runs as user postgres, not root" \
+    docker exec "$PG_CONTAINER" sh -c 'test "$(awk "/^Uid:/ {print \$2}" /proc/1/status)" = "$(id -u postgres)"'
 psql_as smoke smoke-pw smokedb "create table persisted(v text); insert into persisted values ('kept')" >/dev/null
 t0=$(date +%s.%N)
 docker restart "$PG_CONTAINER" >/dev/null
-until psql_as smoke smoke-pw smokedb 'select 1' >/dev/null 2>&1; do sleep 0.1; done
+# The random host port changes on restart.
+PG_PORT="$(docker port "$PG_CONTAINER" 5432/tcp | head -1 | sed 's/.*://')"
+for _ in $(seq 600); do psql_as smoke smoke-pw smokedb 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
 log "restart (existing data) -> accepting TCP connections after $(echo "$(date +%s.%N) - $t0" | bc | xargs printf '%.1f')s"
 check "data survives a restart, init skipped" test "$(psql_as smoke smoke-pw smokedb 'select v from persisted')" = kept
 check "entrypoint logged 'skipping initialization' on restart" bash -c "docker logs $PG_CONTAINER 2>&1 | grep -q 'skipping initialization'"
@@ -125,6 +129,7 @@ check "container DNS (compose-style alias) resolves inside scratch (static glibc
 docker rm -f jwt-smoke-svc >/dev/null; docker network rm jwt-smoke-net >/dev/null
 
 # ---- 4. compose files ------------------------------------------------------------------------------
+# shellcheck disable=SC2086  # COMPOSE may be two words ("docker compose")
 check "docker-compose config (base)" $COMPOSE -f "$DEPLOY_DIR/docker-compose.yml" config -q
 check "docker-compose config (base + airgap)" compose config -q
 log "compose up (stand-in images, project $PROJECT)"

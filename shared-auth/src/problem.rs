@@ -93,6 +93,28 @@ impl From<JsonRejection> for Problem {
     }
 }
 
+/// `axum::extract::Query` with problem-document rejections (400).
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Problem))]
+pub struct AppQuery<T>(pub T);
+
+impl From<axum::extract::rejection::QueryRejection> for Problem {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        Problem::new(rejection.status()).with_detail(rejection.body_text())
+    }
+}
+
+/// `axum::extract::Path` with problem-document rejections.
+#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Problem))]
+pub struct AppPath<T>(pub T);
+
+impl From<axum::extract::rejection::PathRejection> for Problem {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
+        Problem::new(rejection.status()).with_detail(rejection.body_text())
+    }
+}
+
 /// `axum::Form` with problem-document rejections (used where OAuth does not dictate the shape).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AppForm<T>(pub T);

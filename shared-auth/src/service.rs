@@ -117,6 +117,23 @@ pub async fn database_status(pool: &sqlx::AnyPool) -> ReadyStatus {
     }
 }
 
+/// The readiness of a resource service: its database and its token-verification keys
+/// (`degraded` while serving on stale keys, `unavailable` with none).
+pub fn resource_readiness(pool: sqlx::AnyPool, verifier: crate::Verifier) -> ReadinessCheck {
+    Arc::new(move || {
+        let pool = pool.clone();
+        let verifier = verifier.clone();
+        Box::pin(async move {
+            let keys = match verifier.status() {
+                crate::KeyStatus::Ready => ReadyStatus::Ready,
+                crate::KeyStatus::Degraded => ReadyStatus::Degraded,
+                crate::KeyStatus::Unavailable => ReadyStatus::Unavailable,
+            };
+            Readiness::from_checks([("database", database_status(&pool).await), ("keys", keys)])
+        })
+    })
+}
+
 #[derive(Clone)]
 struct InfraState {
     readiness: ReadinessCheck,
@@ -297,4 +314,14 @@ pub fn healthcheck(address: std::net::SocketAddr) -> bool {
         Ok(reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"))
     };
     probe().unwrap_or(false)
+}
+
+/// The subcommands of a resource service binary.
+#[derive(Debug, Clone, Copy, Default, clap::Subcommand)]
+pub enum ServiceCommand {
+    /// Serve HTTP (the default).
+    #[default]
+    Serve,
+    /// Exit 0 if the service at LISTEN_ADDR answers /healthz (for container health checks).
+    Healthcheck,
 }

@@ -1,0 +1,173 @@
+//! `/v1/orders`: create and read the caller's orders.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use shared_auth::AuthenticatedUser;
+use shared_auth::problem::{AppJson, AppPath, Problem};
+use shared_auth::time::unix_now_i64;
+use sqlx::{AnyPool, Row as _};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_order, list_orders)).routes(routes!(get_order))
+}
+
+/// A new order.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewOrder {
+    /// What is ordered: 1-200 characters.
+    #[schema(example = "coffee beans")]
+    pub item: String,
+    /// How many: 1-1000.
+    #[schema(example = 2, minimum = 1, maximum = 1000)]
+    pub quantity: i64,
+}
+
+/// A stored order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Order {
+    /// Order id.
+    pub id: String,
+    /// The customer (`sub`).
+    pub user_id: String,
+    /// What was ordered.
+    pub item: String,
+    /// How many.
+    pub quantity: i64,
+    /// The customer's display name from users-service; null if it was unreachable.
+    pub customer_name: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// An order line's item: 1 to 200 characters, no control characters.
+struct Item(String);
+
+impl TryFrom<&str> for Item {
+    type Error = ApiError;
+    fn try_from(value: &str) -> Result<Self, ApiError> {
+        let trimmed = value.trim();
+        if !(1..=200).contains(&trimmed.chars().count()) || trimmed.chars().any(char::is_control) {
+            return Err(ApiError::InvalidInput("item must be 1-200 characters without control characters"));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+}
+
+/// A quantity from 1 to 1000.
+struct Quantity(i64);
+
+impl TryFrom<i64> for Quantity {
+    type Error = ApiError;
+    fn try_from(value: i64) -> Result<Self, ApiError> {
+        if (1..=1000).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(ApiError::InvalidInput("quantity must be between 1 and 1000"))
+        }
+    }
+}
+
+fn order_from_row(row: &sqlx::any::AnyRow) -> Result<Order, sqlx::Error> {
+    Ok(Order {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        item: row.try_get("item")?,
+        quantity: row.try_get("quantity")?,
+        customer_name: row.try_get("customer_name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+async fn find(pool: &AnyPool, id: &str) -> Result<Option<Order>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM orders WHERE id = $1").bind(id).fetch_optional(pool).await?;
+    row.as_ref().map(order_from_row).transpose()
+}
+
+/// Places an order for the caller. The customer's display name is looked up in users-service
+/// with this service's own token; if that fails the order is still created.
+#[utoipa::path(post, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
+    request_body = NewOrder,
+    responses(
+        (status = 201, description = "Order created", body = Order),
+        (status = 400, description = "Malformed JSON or Authorization header", body = Problem),
+        (status = 401, description = "Missing or invalid token", body = Problem),
+        (status = 403, description = "Service tokens cannot order", body = Problem),
+        (status = 413, description = "Body too large", body = Problem),
+        (status = 415, description = "Not JSON", body = Problem),
+        (status = 422, description = "Invalid item or quantity", body = Problem),
+        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+async fn create_order(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    AppJson(order): AppJson<NewOrder>,
+) -> Result<(StatusCode, AppJson<Order>), ApiError> {
+    let item = Item::try_from(order.item.as_str())?;
+    let quantity = Quantity::try_from(order.quantity)?;
+    let customer_name = state.users.display_name(&user.sub).await;
+    let order = Order {
+        id: uuid::Uuid::now_v7().to_string(),
+        user_id: user.sub.clone(),
+        item: item.0,
+        quantity: quantity.0,
+        customer_name,
+        created_at: unix_now_i64(),
+    };
+    sqlx::query(
+        "INSERT INTO orders (id, user_id, item, quantity, customer_name, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&order.id)
+    .bind(&order.user_id)
+    .bind(&order.item)
+    .bind(order.quantity)
+    .bind(&order.customer_name)
+    .bind(order.created_at)
+    .execute(&state.pool)
+    .await?;
+    Ok((StatusCode::CREATED, AppJson(order)))
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's orders", body = Vec<Order>),
+        (status = 400, description = "Malformed Authorization header", body = Problem),
+        (status = 401, description = "Missing or invalid token", body = Problem),
+        (status = 403, description = "Service tokens have no orders", body = Problem),
+        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+async fn list_orders(State(state): State<AppState>, user: AuthenticatedUser) -> Result<AppJson<Vec<Order>>, ApiError> {
+    let rows = sqlx::query("SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500")
+        .bind(&user.sub)
+        .fetch_all(&state.pool)
+        .await?;
+    Ok(AppJson(rows.iter().map(order_from_row).collect::<Result<_, _>>()?))
+}
+
+/// One order: the caller's own, or any for role `admin`. Someone else's order is a 404, so
+/// order ids cannot be probed.
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 400, description = "Malformed Authorization header", body = Problem),
+        (status = 401, description = "Missing or invalid token", body = Problem),
+        (status = 403, description = "Service tokens have no orders", body = Problem),
+        (status = 404, description = "No such order, or not the caller's", body = Problem),
+        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+async fn get_order(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    AppPath(id): AppPath<String>,
+) -> Result<AppJson<Order>, ApiError> {
+    let order = find(&state.pool, &id).await?.ok_or(ApiError::NotFound)?;
+    if order.user_id != user.sub && !user.has_role("admin") {
+        return Err(ApiError::NotFound);
+    }
+    Ok(AppJson(order))
+}

@@ -1,0 +1,197 @@
+//! `/v1/users`: profiles of the users the tokens name.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use shared_auth::problem::{AppJson, AppPath, AppQuery, Problem};
+use shared_auth::time::unix_now_i64;
+use shared_auth::{AccessClaims, Authenticated, AuthenticatedUser};
+use sqlx::{AnyPool, Row as _};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Scope that lets a service read any profile (orders-service's service token has it).
+pub const READ_SCOPE: &str = "users:read";
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_me, update_me))
+        .routes(routes!(get_user))
+        .routes(routes!(list_users))
+}
+
+/// A user profile.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Profile {
+    /// The user id (`sub`).
+    pub id: String,
+    /// Login name.
+    pub username: String,
+    /// Name shown to others; defaults to the username.
+    pub display_name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// Profile changes.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProfileUpdate {
+    /// 1-100 characters, no control characters; surrounding spaces are removed.
+    #[schema(example = "Alice Liddell")]
+    pub display_name: String,
+}
+
+/// A display name: 1 to 100 characters without control characters.
+struct DisplayName(String);
+
+impl TryFrom<&str> for DisplayName {
+    type Error = ApiError;
+    fn try_from(value: &str) -> Result<Self, ApiError> {
+        let trimmed = value.trim();
+        let length = trimmed.chars().count();
+        if !(1..=100).contains(&length) || trimmed.chars().any(char::is_control) {
+            return Err(ApiError::InvalidInput("display_name must be 1-100 characters without control characters"));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+}
+
+fn profile_from_row(row: &sqlx::any::AnyRow) -> Result<Profile, sqlx::Error> {
+    Ok(Profile {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        display_name: row.try_get("display_name")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+async fn find(pool: &AnyPool, id: &str) -> Result<Option<Profile>, sqlx::Error> {
+    let row = sqlx::query("SELECT * FROM profiles WHERE id = $1").bind(id).fetch_optional(pool).await?;
+    row.as_ref().map(profile_from_row).transpose()
+}
+
+/// The caller's profile, created from the token on first use. Concurrent first requests are
+/// safe: the insert ignores a conflict and everyone reads the one row.
+async fn find_or_create(pool: &AnyPool, claims: &AccessClaims) -> Result<Profile, ApiError> {
+    if let Some(profile) = find(pool, &claims.sub).await? {
+        return Ok(profile);
+    }
+    let username = claims.preferred_username.clone().unwrap_or_else(|| claims.sub.clone());
+    let now = unix_now_i64();
+    sqlx::query(
+        "INSERT INTO profiles (id, username, display_name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&claims.sub)
+    .bind(&username)
+    .bind(&username)
+    .bind(now)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    find(pool, &claims.sub).await?.ok_or(ApiError::NotFound)
+}
+
+/// The caller's own profile (created on first request).
+#[utoipa::path(get, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's profile", body = Profile),
+        (status = 400, description = "Malformed Authorization header", body = Problem),
+        (status = 401, description = "Missing or invalid token", body = Problem),
+        (status = 403, description = "Service tokens have no profile", body = Problem),
+        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+async fn get_me(State(state): State<AppState>, user: AuthenticatedUser) -> Result<AppJson<Profile>, ApiError> {
+    Ok(AppJson(find_or_create(&state.pool, &user).await?))
+}
+
+/// Changes the caller's display name.
+#[utoipa::path(patch, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
+    request_body = ProfileUpdate,
+    responses(
+        (status = 200, description = "Updated profile", body = Profile),
+        (status = 400, description = "Malformed JSON or Authorization header", body = Problem),
+        (status = 401, description = "Missing or invalid token", body = Problem),
+        (status = 403, description = "Service tokens have no profile", body = Problem),
+        (status = 413, description = "Body too large", body = Problem),
+        (status = 415, description = "Not JSON", body = Problem),
+        (status = 422, description = "Invalid display name", body = Problem),
+        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+async fn update_me(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+    AppJson(update): AppJson<ProfileUpdate>,
+) -> Result<AppJson<Profile>, ApiError> {
+    let display_name = DisplayName::try_from(update.display_name.as_str())?;
+    find_or_create(&state.pool, &user).await?;
+    sqlx::query("UPDATE profiles SET display_name = $1, updated_at = $2 WHERE id = $3")
+        .bind(&display_name.0)
+        .bind(unix_now_i64())
+        .bind(&user.sub)
+        .execute(&state.pool)
+        .await?;
+    Ok(AppJson(find(&state.pool, &user.sub).await?.ok_or(ApiError::NotFound)?))
+}
+
+/// One profile: the caller's own, or any with role `admin` or scope `users:read`.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The profile", body = Profile),
+        (status = 400, description = "Malformed Authorization header", body = Problem),
+        (status = 401, description = "Missing or invalid token", body = Problem),
+        (status = 403, description = "Not yours, and no admin role or users:read scope", body = Problem),
+        (status = 404, description = "No such profile", body = Problem),
+        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+async fn get_user(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    AppPath(id): AppPath<String>,
+) -> Result<AppJson<Profile>, ApiError> {
+    if auth.sub == id && auth.is_user() {
+        return Ok(AppJson(find_or_create(&state.pool, &auth).await?));
+    }
+    if !auth.has_role("admin") {
+        auth.require_scope(READ_SCOPE)?;
+    }
+    Ok(AppJson(find(&state.pool, &id).await?.ok_or(ApiError::NotFound)?))
+}
+
+/// Paging of `GET /v1/users`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct Page {
+    /// At most this many (1-500, default 100).
+    pub limit: Option<u32>,
+    /// Skip this many.
+    pub offset: Option<u32>,
+}
+
+/// All profiles, for administrators.
+#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])),
+    params(Page),
+    responses(
+        (status = 200, description = "Profiles by creation time", body = Vec<Profile>),
+        (status = 400, description = "Malformed Authorization header or query", body = Problem),
+        (status = 401, description = "Missing or invalid token", body = Problem),
+        (status = 403, description = "Requires role admin", body = Problem),
+        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+async fn list_users(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    AppQuery(page): AppQuery<Page>,
+) -> Result<AppJson<Vec<Profile>>, ApiError> {
+    auth.require_role("admin")?;
+    let limit = i64::from(page.limit.unwrap_or(100).clamp(1, 500));
+    let offset = i64::from(page.offset.unwrap_or(0));
+    let rows = sqlx::query("SELECT * FROM profiles ORDER BY created_at, id LIMIT $1 OFFSET $2")
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&state.pool)
+        .await?;
+    Ok(AppJson(rows.iter().map(profile_from_row).collect::<Result<_, _>>()?))
+}
