@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod keyring;
+pub mod oauth;
 pub mod password;
 pub mod routes;
 pub mod sessions;

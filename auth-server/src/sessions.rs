@@ -54,3 +54,21 @@ pub async fn upsert_revocation(
         .context("failed to insert revocation")?;
     Ok(())
 }
+
+/// Whether an access token is revoked by what the database knows now: its `jti`, its session,
+/// or a cut-off for its subject.
+pub async fn is_revoked(pool: &sqlx::AnyPool, claims: &shared_auth::AccessClaims) -> anyhow::Result<bool> {
+    let sid = claims.sid.clone().unwrap_or_default();
+    let hits: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM revocations WHERE (kind = 'token' AND id = $1) OR (kind = 'session' AND id = $2) \
+         OR (kind = 'subject' AND id = $3 AND not_before > $4)",
+    )
+    .bind(&claims.jti)
+    .bind(&sid)
+    .bind(&claims.sub)
+    .bind(claims.iat)
+    .fetch_one(pool)
+    .await
+    .context("failed to check revocations")?;
+    Ok(hits > 0)
+}

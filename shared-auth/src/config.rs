@@ -70,7 +70,17 @@ impl Verifier {
     /// Starts the background key refresh and revocation polling. The tasks run until the
     /// runtime stops.
     pub fn start_background_refresh(&self) {
-        self.keys().spawn_refresh();
-        self.revocations().spawn_poll();
+        let verifier = self.clone();
+        tokio::spawn(async move {
+            // The revocation list is signed with the issuer's keys: poll it once keys had their
+            // first chance to arrive, so the first poll can verify it.
+            let keys = verifier.keys().spawn_refresh();
+            let mut waited = Duration::ZERO;
+            while verifier.keys().age().is_none() && waited < Duration::from_secs(5) && !keys.is_finished() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                waited += Duration::from_millis(50);
+            }
+            verifier.revocations().spawn_poll();
+        });
     }
 }

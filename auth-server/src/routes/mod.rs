@@ -7,6 +7,7 @@ use crate::state::AppState;
 pub mod accounts;
 pub mod discovery;
 pub mod login;
+pub mod revocations;
 
 /// Every documented route of the auth server, with its state.
 pub fn api(state: AppState) -> OpenApiRouter {
@@ -14,6 +15,8 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(accounts::router())
         .merge(login::router())
         .merge(discovery::router())
+        .merge(crate::oauth::router())
+        .merge(revocations::router())
         .with_state(state)
 }
 
