@@ -274,12 +274,19 @@ impl KeyRing {
         let jwk = serde_json::to_string(&public.to_jwk(&kid))?;
         let private_key = self.encrypt(&kid, &key.to_pkcs8_der()?)?;
         let now = unix_now_i64();
+        // Strictly after every existing key, so "the newest active key signs" is never a tie,
+        // even for two rotations within one second.
+        let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(activates_at) FROM signing_keys")
+            .fetch_one(&self.inner.pool)
+            .await
+            .context("failed to read key activation times")?;
+        let activates_at = (now + activate_in_secs).max(latest.map_or(i64::MIN, |latest| latest + 1));
         let info = KeyInfo {
             kid: kid.clone(),
             algorithm: algorithm.to_string(),
-            state: if activate_in_secs == 0 { "active" } else { "pending" }.into(),
+            state: if activates_at <= now { "active" } else { "pending" }.into(),
             created_at: now,
-            activates_at: now + activate_in_secs,
+            activates_at,
             unpublish_at: None,
         };
         sqlx::query(

@@ -1,0 +1,112 @@
+//! Registration: validation at the edge, 409 on duplicates, limits before hashing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::TestApp;
+use serde_json::{Value, json};
+
+testkit::on_both_backends! {
+    async fn registration_creates_an_account_and_a_duplicate_username_is_a_conflict(database) {
+        let app = TestApp::start(database).await;
+
+        let created = app.register("Alice", "correct horse battery").await;
+        assert_eq!(created.status(), 201);
+        let body: Value = created.json().await.unwrap();
+        assert_eq!(body["username"], "alice");
+        assert!(body["id"].as_str().is_some_and(|id| !id.is_empty()));
+
+        for again in ["alice", "ALICE"] {
+            let duplicate = app.register(again, "another password").await;
+            assert_eq!(duplicate.status(), 409);
+            assert_eq!(duplicate.headers()["content-type"], "application/problem+json");
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&app.state.pool).await.unwrap();
+        assert_eq!(count, 1);
+    }
+
+    async fn concurrent_registrations_of_one_name_create_exactly_one_account(database) {
+        let app = TestApp::start(database).await;
+        let attempts = (0..4).map(|_| app.register("racer", "password-racer"));
+        let statuses: Vec<u16> = futures_util::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+        assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+    }
+}
+
+#[tokio::test]
+async fn passwords_shorter_than_8_characters_are_rejected_with_422() {
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    let response = app.register("bob", "1234567").await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["status"], 422);
+    assert!(problem["detail"].as_str().unwrap().contains("at least 8"));
+}
+
+#[tokio::test]
+async fn long_passwords_are_accepted_and_never_truncated_or_case_folded() {
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    let long: String = "Ab1!".repeat(32) + &"é".repeat(500); // 628 characters, > 128
+    assert_eq!(app.register("longpass", &long).await.status(), 201);
+
+    assert_eq!(app.login("longpass", &long).await.status(), 200);
+    let truncated: String = long.chars().take(128).collect();
+    assert_eq!(app.login("longpass", &truncated).await.status(), 401);
+    assert_eq!(app.login("longpass", &long.to_lowercase()).await.status(), 401);
+    assert_eq!(app.login("longpass", &format!("{long} ")).await.status(), 401);
+}
+
+#[tokio::test]
+async fn invalid_usernames_are_rejected_with_422() {
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    for bad in ["ab", "has space", "semi;colon", &"x".repeat(65)] {
+        assert_eq!(app.register(bad, "password-ok").await.status(), 422, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_rejected_with_413_before_any_hashing() {
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    let huge = "x".repeat(100 * 1024);
+    let response = app.register("huge", &huge).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&app.state.pool).await.unwrap();
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+async fn malformed_json_wrong_content_type_and_missing_fields_are_client_errors() {
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    let url = format!("{}/v1/users", app.url);
+
+    let malformed = app.client.post(&url).header("content-type", "application/json").body("{\"username\":").send().await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(malformed.headers()["content-type"], "application/problem+json");
+
+    let not_json = app.client.post(&url).header("content-type", "text/plain").body("hello").send().await.unwrap();
+    assert_eq!(not_json.status(), 415);
+
+    let missing = app.post_json("/v1/users", &json!({"username": "carol"})).await;
+    assert_eq!(missing.status(), 422);
+
+    let wrong_type = app.post_json("/v1/users", &json!({"username": 5, "password": ["x"]})).await;
+    assert_eq!(wrong_type.status(), 422);
+}
+
+#[tokio::test]
+async fn saturated_hashing_answers_503_with_retry_after() {
+    let app = TestApp::start_with(testkit::TestDatabase::sqlite(), |config| {
+        config.hash_concurrency = Some(1);
+        config.hash_queue_timeout_ms = 1;
+    })
+    .await;
+    let names: Vec<String> = (0..6).map(|i| format!("user{i}")).collect();
+    let attempts = names.iter().map(|name| app.register(name, "password-long-enough"));
+    let responses = futures_util::future::join_all(attempts).await;
+    let busy: Vec<_> = responses.iter().filter(|response| response.status() == 503).collect();
+    assert!(!busy.is_empty(), "expected some 503 with one hashing slot and a 1 ms queue timeout");
+    assert!(busy.iter().all(|response| response.headers().contains_key("retry-after")));
+    assert!(responses.iter().all(|response| response.status() == 201 || response.status() == 503));
+}

@@ -1,0 +1,106 @@
+//! `TestApp`: the auth server on a free port with a fresh database, and typed calls.
+#![allow(dead_code)]
+
+use auth_server::config::{Cli, Config};
+use auth_server::state::AppState;
+use clap::Parser as _;
+use secrecy::SecretString;
+use serde_json::Value;
+use testkit::TestDatabase;
+
+/// A running auth server.
+pub struct TestApp {
+    /// Base URL, also the issuer.
+    pub url: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// The server's state (pool, key ring, hasher).
+    pub state: AppState,
+    /// Keeps the database (and data dir) alive.
+    pub database: TestDatabase,
+}
+
+/// The configuration a test server starts from: defaults, the test database, `issuer` set.
+pub fn test_config(database: &TestDatabase, issuer: &str) -> Config {
+    let mut config = Cli::parse_from(["auth-server"]).config;
+    config.storage.database_url = Some(SecretString::from(database.url.clone()));
+    config.storage.data_dir = database.dir.path().to_path_buf();
+    config.issuer = issuer.to_owned();
+    config
+}
+
+impl TestApp {
+    /// Starts with default settings.
+    pub async fn start(database: TestDatabase) -> Self {
+        Self::start_with(database, |_| {}).await
+    }
+
+    /// Starts with settings adjusted by `adjust`.
+    pub async fn start_with(database: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+        if std::env::var("TEST_LOG").is_ok() {
+            shared_auth::service::init_telemetry();
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = test_config(&database, &url);
+        adjust(&mut config);
+        let state = auth_server::build_state(config).await.unwrap();
+        let router = auth_server::router(state.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self { url, client: reqwest::Client::new(), state, database }
+    }
+
+    /// POST JSON.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(format!("{}{path}", self.url)).json(body).send().await.unwrap()
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.url)).send().await.unwrap()
+    }
+
+    /// POST /v1/users.
+    pub async fn register(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post_json("/v1/users", &serde_json::json!({"username": username, "password": password})).await
+    }
+
+    /// POST /v1/auth/login.
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post_json("/v1/auth/login", &serde_json::json!({"username": username, "password": password})).await
+    }
+
+    /// Registers and logs in; returns the token response.
+    pub async fn registered_login(&self, username: &str, password: &str) -> Value {
+        assert_eq!(self.register(username, password).await.status(), 201);
+        let response = self.login(username, password).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// POST a form to the token endpoint (or another OAuth endpoint).
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.client.post(format!("{}{path}", self.url)).form(form).send().await.unwrap()
+    }
+
+    /// Registers a client directly in the database; returns its secret.
+    pub async fn create_client(&self, client_id: &str, scopes: &[&str], audiences: &[&str]) -> String {
+        let secret = auth_server::clients::generate_secret();
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let audiences: Vec<String> = audiences.iter().map(|s| s.to_string()).collect();
+        auth_server::clients::create(&self.state.pool, client_id, &secret, &scopes, &audiences).await.unwrap();
+        secrecy::ExposeSecret::expose_secret(&secret).to_owned()
+    }
+
+    /// The current JWKS.
+    pub async fn jwks(&self) -> Value {
+        self.get("/.well-known/jwks.json").await.json().await.unwrap()
+    }
+}
+
+/// Decodes a JWT part without verifying it.
+pub fn decode_part(token: &str, index: usize) -> Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(index).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}

@@ -1,0 +1,257 @@
+//! `ServiceTokenClient` against a mock token endpoint: one request serves every caller until
+//! shortly before expiry, renewal happens early, and an outage is ridden out on the token in
+//! hand until it really expires.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::json;
+use shared_auth::client::ServiceTokenError;
+use shared_auth::fetch::FetchError;
+use shared_auth::{ServiceTokenClient, ServiceTokenSettings};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TOKEN_PATH: &str = "/oauth2/token";
+const CLIENT_ID: &str = "orders-service";
+/// Characters that RFC 6749 §2.3.1 says must be form-urlencoded before Basic encoding.
+const CLIENT_SECRET: &str = "p@ss word:/&=";
+
+async fn mount_discovery(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": server.uri(),
+            "jwks_uri": format!("{}/jwks.json", server.uri()),
+            "token_endpoint": format!("{}{TOKEN_PATH}", server.uri()),
+        })))
+        .expect(1)
+        .named("discovery")
+        .mount(server)
+        .await;
+}
+
+fn token_response(access_token: &str, expires_in: u64) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": "users:read",
+    }))
+}
+
+/// Serves `access_token` for the next `times` token requests.
+async fn mount_token(server: &MockServer, access_token: &str, expires_in: u64, times: u64) {
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(token_response(access_token, expires_in))
+        .up_to_n_times(times)
+        .mount(server)
+        .await;
+}
+
+fn client_for(server: &MockServer) -> ServiceTokenClient {
+    ServiceTokenClient::new(ServiceTokenSettings {
+        issuer: server.uri(),
+        client_id: CLIENT_ID.to_owned(),
+        client_secret: SecretString::from(CLIENT_SECRET),
+        scope: Some("users:read".to_owned()),
+        timeout: Duration::from_secs(2),
+    })
+}
+
+async fn token_requests(server: &MockServer) -> Vec<wiremock::Request> {
+    let requests = server.received_requests().await.unwrap();
+    requests.into_iter().filter(|request| request.url.path() == TOKEN_PATH).collect()
+}
+
+async fn wait_until_down(uri: &str) {
+    let address = uri.trim_start_matches("http://").to_owned();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&address).is_ok() {
+        assert!(started.elapsed() < Duration::from_secs(5), "{uri} still accepts connections");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_is_requested_once_and_then_served_from_the_cache() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    mount_token(&server, "token-1", 900, 1).await;
+    let client = client_for(&server);
+
+    let first = client.token().await.unwrap();
+    let second = client.token().await.unwrap();
+
+    assert_eq!(first.expose_secret(), "token-1");
+    assert_eq!(second.expose_secret(), "token-1");
+    assert_eq!(token_requests(&server).await.len(), 1);
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn credentials_go_in_http_basic_form_urlencoded_with_the_client_credentials_grant() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    mount_token(&server, "token-1", 900, 1).await;
+    let client = client_for(&server);
+
+    client.token().await.unwrap();
+
+    let requests = token_requests(&server).await;
+    let request = &requests[0];
+    let expected_credentials = STANDARD.encode(format!("{CLIENT_ID}:p%40ss+word%3A%2F%26%3D"));
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.headers["authorization"], format!("Basic {expected_credentials}").as_str());
+    assert_eq!(request.headers["content-type"], "application/x-www-form-urlencoded");
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&request.body).unwrap();
+    assert!(form.contains(&("grant_type".into(), "client_credentials".into())), "{form:?}");
+    assert!(form.contains(&("scope".into(), "users:read".into())), "{form:?}");
+    assert!(
+        form.iter().all(|(name, _)| name != "client_secret" && name != "client_id"),
+        "credentials must not also travel in the body: {form:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_on_an_empty_cache_share_one_token_request() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        // Slow enough that every caller arrives while the first request is in flight.
+        .respond_with(token_response("shared-token", 900).set_delay(Duration::from_millis(300)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client_for(&server);
+
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.token().await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for caller in callers {
+        tokens.push(caller.await.unwrap().unwrap().expose_secret().to_owned());
+    }
+
+    assert_eq!(tokens.len(), 20);
+    assert!(tokens.iter().all(|token| token == "shared-token"));
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn the_token_is_renewed_shortly_before_it_expires() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    // 6 s lifetime, renewal margin at least 5 s: renew from 1 s on.
+    mount_token(&server, "token-1", 6, 1).await;
+    mount_token(&server, "token-2", 6, 1).await;
+    let client = client_for(&server);
+    let first = client.token().await.unwrap();
+    let before_renewal = client.token().await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let renewed = client.token().await.unwrap();
+
+    assert_eq!(first.expose_secret(), "token-1");
+    assert_eq!(before_renewal.expose_secret(), "token-1");
+    assert_eq!(renewed.expose_secret(), "token-2");
+    assert_eq!(token_requests(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn when_renewal_fails_the_still_valid_token_is_used() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    mount_token(&server, "token-1", 6, 1).await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let client = client_for(&server);
+    client.token().await.unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let during_outage = client.token().await;
+
+    assert_eq!(during_outage.unwrap().expose_secret(), "token-1");
+    assert_eq!(token_requests(&server).await.len(), 2, "renewal must have been attempted");
+}
+
+#[tokio::test]
+async fn once_the_token_has_expired_an_outage_is_an_error() {
+    // A server of its own (not from wiremock's pool), so dropping it really stops it.
+    let server = MockServer::builder().start().await;
+    let uri = server.uri();
+    mount_discovery(&server).await;
+    // 2 s lifetime is inside the renewal margin: every later call tries to renew first.
+    mount_token(&server, "token-1", 2, 1).await;
+    let client = client_for(&server);
+    let obtained_at = Instant::now();
+    client.token().await.unwrap();
+    drop(server);
+    wait_until_down(&uri).await;
+
+    let while_valid = client.token().await;
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(obtained_at.elapsed()) + Duration::from_millis(200))
+        .await;
+    let after_expiry = client.token().await;
+
+    assert_eq!(while_valid.unwrap().expose_secret(), "token-1");
+    assert!(
+        matches!(after_expiry, Err(ServiceTokenError::Fetch(FetchError::Unreachable(_)))),
+        "{:?}",
+        after_expiry.map(|_| "a token")
+    );
+}
+
+#[tokio::test]
+async fn refused_credentials_are_an_error_when_no_token_is_cached() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({ "error": "invalid_client" })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client_for(&server);
+
+    let result = client.token().await;
+
+    match result {
+        Err(ServiceTokenError::Refused(detail)) => assert!(detail.contains("invalid_client"), "{detail}"),
+        other => panic!("expected a refusal, got {:?}", other.map(|_| "a token")),
+    }
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn authorize_sends_the_service_token_as_a_bearer_header() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    mount_token(&server, "token-1", 900, 1).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/users/u1"))
+        .and(header("authorization", "Bearer token-1"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client_for(&server);
+    let http = reqwest::Client::new();
+
+    let request = client.authorize(http.get(format!("{}/v1/users/u1", server.uri()))).await.unwrap();
+    let response = request.send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    server.verify().await;
+}

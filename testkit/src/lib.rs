@@ -1,0 +1,115 @@
+//! Test helpers shared by the crates' tests (a dev-dependency only):
+//!
+//! - [`TestDatabase`] and [`on_both_backends!`]: the same test on SQLite and on PostgreSQL.
+//!   PostgreSQL comes from `TEST_DATABASE_URL` (a fresh database per test is created on that
+//!   server). Without it the PostgreSQL variant prints a loud SKIPPED line, or fails when
+//!   `REQUIRE_POSTGRES=1` (CI sets it, so a missing database can never pass silently).
+//! - [`FakeIssuer`]: an auth server stand-in that publishes a key set and signs any claims,
+//!   for testing resource services without the real auth server.
+//! - [`serve`]: runs a router on a free loopback port.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod issuer;
+
+use std::str::FromStr as _;
+
+pub use issuer::FakeIssuer;
+use sqlx::ConnectOptions as _;
+use sqlx::Connection as _;
+use sqlx::Executor as _;
+
+/// Environment variable with a PostgreSQL URL for tests.
+pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
+/// When set to `1`, a PostgreSQL test without a database fails instead of skipping.
+pub const REQUIRE_POSTGRES: &str = "REQUIRE_POSTGRES";
+
+/// A database for one test: a SQLite file in a temporary directory, or a fresh PostgreSQL
+/// database.
+pub struct TestDatabase {
+    /// The `DATABASE_URL` to give the service.
+    pub url: String,
+    /// A temporary directory the test may use as `DATA_DIR` (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// Which backend this is.
+    pub backend: &'static str,
+}
+
+impl TestDatabase {
+    /// A fresh SQLite database.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = shared_auth::db::sqlite_url(&dir.path().join("test.sqlite"));
+        Self { url, dir, backend: "sqlite" }
+    }
+
+    /// A fresh database on the `TEST_DATABASE_URL` server, or `None` (after a loud message) when
+    /// no server is configured. Panics instead when `REQUIRE_POSTGRES=1`.
+    pub async fn postgres() -> Option<Self> {
+        let Ok(admin_url) = std::env::var(TEST_DATABASE_URL) else {
+            if std::env::var(REQUIRE_POSTGRES).is_ok_and(|value| value == "1") {
+                panic!("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set: PostgreSQL tests cannot run");
+            }
+            eprintln!(
+                "SKIPPED (PostgreSQL): TEST_DATABASE_URL is not set; this test ran on SQLite only. \
+                 Set TEST_DATABASE_URL=postgres://... to run it on PostgreSQL."
+            );
+            return None;
+        };
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let options = sqlx::postgres::PgConnectOptions::from_str(&admin_url)
+            .expect("TEST_DATABASE_URL is not a valid PostgreSQL URL");
+        let mut admin = sqlx::postgres::PgConnection::connect_with(&options)
+            .await
+            .expect("cannot connect to TEST_DATABASE_URL");
+        admin.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await.unwrap();
+        let url = options.database(&name).to_url_lossy().to_string();
+        Some(Self { url, dir: tempfile::tempdir().unwrap(), backend: "postgres" })
+    }
+}
+
+/// Defines one test that runs on both backends, as `NAME::sqlite` and `NAME::postgres`:
+///
+/// ```ignore
+/// testkit::on_both_backends! {
+///     async fn duplicate_usernames_are_rejected(database) {
+///         let app = TestApp::start(&database).await;
+///         // ...
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($database:ident) $body:block)+) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn run($database: $crate::TestDatabase) $body
+
+                #[tokio::test]
+                async fn sqlite() {
+                    run($crate::TestDatabase::sqlite()).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    if let Some(database) = $crate::TestDatabase::postgres().await {
+                        run(database).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+
+/// Serves `router` on a free loopback port; returns its base URL. The server runs until the
+/// test's runtime ends.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    format!("http://{address}")
+}
