@@ -40,16 +40,17 @@ async fn run_operator_command(state: &AppState, command: Command) -> anyhow::Res
         }
         Command::Users(UsersCommand::Disable { username }) => {
             let ended = disable_user(state, &username).await?;
-            println!("{}", serde_json::json!({ "username": username, "disabled": true, "sessions_ended": ended }));
+            println!(
+                "{}",
+                serde_json::json!({ "username": username, "disabled": true, "sessions_ended": ended })
+            );
         }
         Command::Clients(ClientsCommand::Create { client_id, scope, audiences }) => {
             let secret = clients::generate_secret();
             let scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
             clients::create(&state.pool, &client_id, &secret, &scopes, &audiences).await?;
-            let created = clients::CreatedClient {
-                client_id,
-                client_secret: secret.expose_secret().to_owned(),
-            };
+            let created =
+                clients::CreatedClient { client_id, client_secret: secret.expose_secret().to_owned() };
             println!("{}", serde_json::to_string(&created)?);
         }
         Command::Clients(ClientsCommand::List) => {
@@ -106,17 +107,20 @@ pub async fn create_user(
 /// Disables a user and ends every one of their sessions; returns how many were active.
 pub async fn disable_user(state: &AppState, username: &str) -> anyhow::Result<usize> {
     let username = Username::try_from(username).map_err(|error| anyhow::anyhow!(error.0))?;
-    let user = store::find_user(&state.pool, &username).await?.with_context(|| format!("no user {:?}", username.as_str()))?;
+    let user = store::find_user(&state.pool, &username)
+        .await?
+        .with_context(|| format!("no user {:?}", username.as_str()))?;
     let now = unix_now_i64();
     sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL")
         .bind(now)
         .bind(&user.id)
         .execute(&state.pool)
         .await?;
-    let sids: Vec<String> = sqlx::query_scalar("SELECT sid FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(&user.id)
-        .fetch_all(&state.pool)
-        .await?;
+    let sids: Vec<String> =
+        sqlx::query_scalar("SELECT sid FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
+            .bind(&user.id)
+            .fetch_all(&state.pool)
+            .await?;
     for sid in &sids {
         sessions::end_session(state, sid).await?;
     }
@@ -133,7 +137,8 @@ pub async fn demo_seed(state: &AppState, client_secret: &SecretString) -> anyhow
     for (name, password, roles) in accounts {
         let username = Username::try_from(name).map_err(|error| anyhow::anyhow!(error.0))?;
         if store::find_user(&state.pool, &username).await?.is_none() {
-            let password = Password::try_from(password.to_owned()).map_err(|error| anyhow::anyhow!(error.0))?;
+            let password =
+                Password::try_from(password.to_owned()).map_err(|error| anyhow::anyhow!(error.0))?;
             create_user(state, name, password, &roles).await?;
             println!("created user {name}");
         }
@@ -152,4 +157,3 @@ pub async fn demo_seed(state: &AppState, client_secret: &SecretString) -> anyhow
     }
     Ok(())
 }
-

@@ -104,7 +104,8 @@ pub async fn list(pool: &AnyPool) -> anyhow::Result<Vec<Client>> {
 
 /// Deletes a client; returns whether it existed.
 pub async fn delete(pool: &AnyPool, client_id: &str) -> anyhow::Result<bool> {
-    let result = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(pool).await?;
+    let result =
+        sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(pool).await?;
     Ok(result.rows_affected() > 0)
 }
 

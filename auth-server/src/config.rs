@@ -46,7 +46,13 @@ pub struct Config {
     #[arg(long, env = "REFRESH_IDLE_TTL_SECS", default_value_t = 7 * 24 * 3600, global = true)]
     pub refresh_idle_ttl_secs: u64,
     /// Audiences of user access tokens (comma-separated).
-    #[arg(long, env = "TOKEN_AUDIENCES", default_value = "users-service,orders-service", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "TOKEN_AUDIENCES",
+        default_value = "users-service,orders-service",
+        value_delimiter = ',',
+        global = true
+    )]
     pub token_audiences: Vec<String>,
     /// Scope granted to users at login (space-separated).
     #[arg(long, env = "USER_SCOPE", default_value = "profile orders", global = true)]

@@ -83,7 +83,9 @@ impl TryFrom<String> for Password {
 /// A role name: 1 to 64 characters of `a-z 0-9 _ -`.
 pub fn validate_role(role: &str) -> Result<(), InvalidInput> {
     let valid = (1..=64).contains(&role.len())
-        && role.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"_-:".contains(&byte));
+        && role
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"_-:".contains(&byte));
     if valid { Ok(()) } else { Err(InvalidInput("role must be 1-64 characters of a-z, 0-9, '_', '-', ':'")) }
 }
 

@@ -58,9 +58,9 @@ impl IntoResponse for ApiError {
             Self::InvalidInput(error) => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY).with_detail(error.0).into_response()
             }
-            Self::UsernameTaken => Problem::new(StatusCode::CONFLICT)
-                .with_detail("username already taken")
-                .into_response(),
+            Self::UsernameTaken => {
+                Problem::new(StatusCode::CONFLICT).with_detail("username already taken").into_response()
+            }
             Self::InvalidCredentials => Problem::new(StatusCode::UNAUTHORIZED)
                 .with_detail("invalid username or password")
                 .into_response(),

@@ -104,9 +104,8 @@ impl KeyRing {
         issuer: &str,
     ) -> anyhow::Result<Self> {
         let verifier_keys = KeyCache::new(KeyCacheSettings::new(issuer));
-        let ring = Self {
-            inner: Arc::new(Inner { pool, settings, state: RwLock::new(None), verifier_keys }),
-        };
+        let ring =
+            Self { inner: Arc::new(Inner { pool, settings, state: RwLock::new(None), verifier_keys }) };
         if ring.reload().await.is_err() {
             tracing::info!(algorithm = %ring.inner.settings.algorithm, "no signing key yet; generating one");
             ring.insert_new_key(0).await?;
@@ -163,12 +162,7 @@ impl KeyRing {
     }
 
     fn state(&self) -> anyhow::Result<Arc<RingState>> {
-        self.inner
-            .state
-            .read()
-            .ok()
-            .and_then(|state| state.clone())
-            .context("key ring not loaded")
+        self.inner.state.read().ok().and_then(|state| state.clone()).context("key ring not loaded")
     }
 
     /// The key that signs now.
@@ -192,14 +186,12 @@ impl KeyRing {
         let prepublish = i64::try_from(self.inner.settings.prepublish.as_secs()).unwrap_or(i64::MAX);
         let info = self.insert_new_key(prepublish).await?;
         let ttl = i64::try_from(self.inner.settings.access_token_ttl.as_secs()).unwrap_or(0);
-        sqlx::query(
-            "UPDATE signing_keys SET unpublish_at = $1 WHERE kid <> $2 AND unpublish_at IS NULL",
-        )
-        .bind(info.activates_at + ttl + UNPUBLISH_MARGIN_SECS)
-        .bind(&info.kid)
-        .execute(&self.inner.pool)
-        .await
-        .context("failed to schedule retirement of the previous keys")?;
+        sqlx::query("UPDATE signing_keys SET unpublish_at = $1 WHERE kid <> $2 AND unpublish_at IS NULL")
+            .bind(info.activates_at + ttl + UNPUBLISH_MARGIN_SECS)
+            .bind(&info.kid)
+            .execute(&self.inner.pool)
+            .await
+            .context("failed to schedule retirement of the previous keys")?;
         self.reload().await?;
         Ok(info)
     }
@@ -234,11 +226,8 @@ impl KeyRing {
     }
 
     async fn published_rows(&self, now: i64) -> anyhow::Result<Vec<KeyRow>> {
-        self.rows(
-            "SELECT * FROM signing_keys WHERE unpublish_at IS NULL OR unpublish_at > $1",
-            Some(now),
-        )
-        .await
+        self.rows("SELECT * FROM signing_keys WHERE unpublish_at IS NULL OR unpublish_at > $1", Some(now))
+            .await
     }
 
     async fn rows(&self, sql: &'static str, bind: Option<i64>) -> anyhow::Result<Vec<KeyRow>> {
@@ -345,7 +334,9 @@ impl KeyRing {
             let (nonce, ciphertext) = sealed.split_at(12);
             cipher
                 .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: row.kid.as_bytes() })
-                .map_err(|_| anyhow::anyhow!("cannot decrypt signing key {}: wrong KEY_ENCRYPTION_KEY?", row.kid))?
+                .map_err(|_| {
+                    anyhow::anyhow!("cannot decrypt signing key {}: wrong KEY_ENCRYPTION_KEY?", row.kid)
+                })?
         } else {
             anyhow::bail!("signing key {} has an unknown storage format", row.kid);
         };

@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use futures_util::FutureExt as _;
-use shared_auth::service::{self, ReadyStatus, Readiness, ReadinessCheck};
+use shared_auth::service::{self, Readiness, ReadinessCheck, ReadyStatus};
 
 use crate::config::Config;
 use crate::keyring::KeyRing;

@@ -86,13 +86,9 @@ struct Inner {
 impl PasswordHasher {
     /// Creates a hasher; fails if the parameters are invalid.
     pub fn new(settings: HashSettings) -> Result<Self, HashError> {
-        let params = Params::new(
-            settings.memory_kib,
-            settings.iterations,
-            settings.parallelism,
-            Some(OUTPUT_LEN),
-        )
-        .map_err(|error| HashError::Internal(error.to_string()))?;
+        let params =
+            Params::new(settings.memory_kib, settings.iterations, settings.parallelism, Some(OUTPUT_LEN))
+                .map_err(|error| HashError::Internal(error.to_string()))?;
         let concurrency = settings.concurrency.max(1);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -113,8 +109,7 @@ impl PasswordHasher {
     /// Hashes a password into a PHC string.
     pub async fn hash(&self, password: &SecretString) -> Result<String, HashError> {
         let password = password.clone();
-        self.run(move |inner, blocks| inner.hash_with(password.expose_secret().as_bytes(), blocks))
-            .await
+        self.run(move |inner, blocks| inner.hash_with(password.expose_secret().as_bytes(), blocks)).await
     }
 
     /// Checks `password` against a stored PHC string.
@@ -214,7 +209,12 @@ impl Inner {
         Ok(phc.to_string())
     }
 
-    fn verify_with(&self, password: &[u8], stored: &str, blocks: &mut Vec<Block>) -> Result<Verification, HashError> {
+    fn verify_with(
+        &self,
+        password: &[u8],
+        stored: &str,
+        blocks: &mut Vec<Block>,
+    ) -> Result<Verification, HashError> {
         let internal = |error: &dyn std::fmt::Display| HashError::Internal(error.to_string());
         let phc = PasswordHash::new(stored).map_err(|e| internal(&e))?;
         if phc.algorithm != argon2::ARGON2ID_IDENT {

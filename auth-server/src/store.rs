@@ -95,7 +95,11 @@ pub async fn find_user_by_id(pool: &AnyPool, id: &str) -> Result<Option<User>, s
 
 /// Replaces a password hash (re-hash with stronger parameters after a successful login).
 pub async fn update_password_hash(pool: &AnyPool, id: &str, hash: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(id).execute(pool).await?;
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -137,7 +141,10 @@ pub struct NewSession<'a> {
 }
 
 /// Creates a session and its first refresh token, in one transaction.
-pub async fn create_session(pool: &AnyPool, session: NewSession<'_>) -> Result<(String, SecretString), sqlx::Error> {
+pub async fn create_session(
+    pool: &AnyPool,
+    session: NewSession<'_>,
+) -> Result<(String, SecretString), sqlx::Error> {
     let sid = uuid::Uuid::new_v4().simple().to_string();
     let now = unix_now_i64();
     let refresh = new_refresh_token();
@@ -153,7 +160,8 @@ pub async fn create_session(pool: &AnyPool, session: NewSession<'_>) -> Result<(
     .bind(now + session.absolute_ttl)
     .execute(&mut *transaction)
     .await?;
-    insert_refresh_token(&mut transaction, &refresh.hash, &sid, session.scope, now + session.idle_ttl).await?;
+    insert_refresh_token(&mut transaction, &refresh.hash, &sid, session.scope, now + session.idle_ttl)
+        .await?;
     transaction.commit().await?;
     Ok((sid, refresh.plain))
 }

@@ -72,7 +72,8 @@ async fn oversized_bodies_are_rejected_with_413_before_any_hashing() {
     let response = app.register("huge", &huge).await;
     assert_eq!(response.status(), 413);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&app.state.pool).await.unwrap();
+    let count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&app.state.pool).await.unwrap();
     assert_eq!(count, 0);
 }
 
@@ -81,11 +82,19 @@ async fn malformed_json_wrong_content_type_and_missing_fields_are_client_errors(
     let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
     let url = format!("{}/v1/users", app.url);
 
-    let malformed = app.client.post(&url).header("content-type", "application/json").body("{\"username\":").send().await.unwrap();
+    let malformed = app
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"username\":")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(malformed.status(), 400);
     assert_eq!(malformed.headers()["content-type"], "application/problem+json");
 
-    let not_json = app.client.post(&url).header("content-type", "text/plain").body("hello").send().await.unwrap();
+    let not_json =
+        app.client.post(&url).header("content-type", "text/plain").body("hello").send().await.unwrap();
     assert_eq!(not_json.status(), 415);
 
     let missing = app.post_json("/v1/users", &json!({"username": "carol"})).await;

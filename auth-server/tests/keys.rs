@@ -82,8 +82,14 @@ testkit::on_both_backends! {
 
 #[tokio::test]
 async fn the_jwks_never_contains_private_key_members() {
-    for algorithm in [shared_auth::jws::Algorithm::EdDSA, shared_auth::jws::Algorithm::ES256, shared_auth::jws::Algorithm::RS256] {
-        let app = TestApp::start_with(testkit::TestDatabase::sqlite(), |config| config.signing_alg = algorithm).await;
+    for algorithm in [
+        shared_auth::jws::Algorithm::EdDSA,
+        shared_auth::jws::Algorithm::ES256,
+        shared_auth::jws::Algorithm::RS256,
+    ] {
+        let app =
+            TestApp::start_with(testkit::TestDatabase::sqlite(), |config| config.signing_alg = algorithm)
+                .await;
         let jwks = app.jwks().await;
         for key in jwks["keys"].as_array().unwrap() {
             for private in ["d", "p", "q", "dp", "dq", "qi"] {
@@ -105,7 +111,8 @@ async fn private_keys_are_encrypted_at_rest_when_an_encryption_key_is_configured
         config.key_encryption_key = Some(secrecy::SecretString::from(encryption_key.clone()));
     })
     .await;
-    let stored: String = sqlx::query_scalar("SELECT private_key FROM signing_keys").fetch_one(&app.state.pool).await.unwrap();
+    let stored: String =
+        sqlx::query_scalar("SELECT private_key FROM signing_keys").fetch_one(&app.state.pool).await.unwrap();
     assert!(stored.starts_with("v1:"), "stored unencrypted");
 
     // Without the key, or with a wrong one, the server refuses to start rather than sign with
@@ -122,7 +129,11 @@ async fn private_keys_are_encrypted_at_rest_when_an_encryption_key_is_configured
 #[tokio::test]
 async fn discovery_documents_list_what_exists_and_are_cacheable() {
     let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
-    for path in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/.well-known/jwks.json"] {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/.well-known/jwks.json",
+    ] {
         let response = app.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(response.headers()["cache-control"], "public, max-age=300", "{path}");
@@ -133,9 +144,15 @@ async fn discovery_documents_list_what_exists_and_are_cacheable() {
     assert_eq!(metadata["token_endpoint"], format!("{}/oauth2/token", app.url));
     assert_eq!(metadata["grant_types_supported"], serde_json::json!(["refresh_token", "client_credentials"]));
     // Every endpoint the metadata advertises answers (not 404).
-    for field in ["token_endpoint", "jwks_uri", "revocation_endpoint", "introspection_endpoint", "revocation_list_uri"] {
+    for field in
+        ["token_endpoint", "jwks_uri", "revocation_endpoint", "introspection_endpoint", "revocation_list_uri"]
+    {
         let url = metadata[field].as_str().unwrap();
-        let status = if field.ends_with("uri") { app.client.get(url).send().await.unwrap().status() } else { app.client.post(url).form(&[("token", "x")]).send().await.unwrap().status() };
+        let status = if field.ends_with("uri") {
+            app.client.get(url).send().await.unwrap().status()
+        } else {
+            app.client.post(url).form(&[("token", "x")]).send().await.unwrap().status()
+        };
         assert_ne!(status, 404, "{field}");
     }
 }

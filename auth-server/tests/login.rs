@@ -115,7 +115,9 @@ async fn es256_and_rs256_are_selectable_and_verify_independently() {
         ("ES256", shared_auth::jws::Algorithm::ES256, jsonwebtoken::Algorithm::ES256),
         ("RS256", shared_auth::jws::Algorithm::RS256, jsonwebtoken::Algorithm::RS256),
     ] {
-        let app = TestApp::start_with(testkit::TestDatabase::sqlite(), |config| config.signing_alg = algorithm).await;
+        let app =
+            TestApp::start_with(testkit::TestDatabase::sqlite(), |config| config.signing_alg = algorithm)
+                .await;
         let body = app.registered_login("hank", "hank-password").await;
         let token = body["access_token"].as_str().unwrap();
         assert_eq!(decode_part(token, 0)["alg"], name);
@@ -142,7 +144,8 @@ async fn a_login_with_weaker_stored_parameters_rehashes_the_password() {
 
     assert_eq!(app.login("legacy", "legacy-password").await.status(), 200);
 
-    let stored: String = sqlx::query_scalar("SELECT password_hash FROM users").fetch_one(&app.state.pool).await.unwrap();
+    let stored: String =
+        sqlx::query_scalar("SELECT password_hash FROM users").fetch_one(&app.state.pool).await.unwrap();
     assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{stored}");
     assert_eq!(app.login("legacy", "legacy-password").await.status(), 200);
 }

@@ -37,7 +37,13 @@ async fn request_ids_are_generated_or_propagated() {
     let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
     let generated = app.get("/healthz").await;
     assert!(generated.headers()["x-request-id"].to_str().unwrap().len() >= 32);
-    let propagated = app.client.get(format!("{}/healthz", app.url)).header("x-request-id", "abc-123").send().await.unwrap();
+    let propagated = app
+        .client
+        .get(format!("{}/healthz", app.url))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(propagated.headers()["x-request-id"], "abc-123");
 }
 
@@ -59,9 +65,21 @@ async fn swagger_ui_and_the_openapi_document_are_served_from_the_binary() {
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("swagger"));
     let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
-    for path in ["/v1/users", "/v1/auth/login", "/v1/auth/logout", "/oauth2/token", "/oauth2/revoke", "/oauth2/introspect",
-        "/.well-known/jwks.json", "/.well-known/openid-configuration", "/.well-known/oauth-authorization-server",
-        "/v1/revocations", "/healthz", "/readyz", "/metrics"] {
+    for path in [
+        "/v1/users",
+        "/v1/auth/login",
+        "/v1/auth/logout",
+        "/oauth2/token",
+        "/oauth2/revoke",
+        "/oauth2/introspect",
+        "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/v1/revocations",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
         assert!(spec["paths"].get(path).is_some(), "{path} undocumented");
     }
 }
@@ -78,8 +96,11 @@ async fn every_documented_operation_is_routed() {
             let status = response.status().as_u16();
             let body = response.text().await.unwrap();
             // 404/405 from the router's fallback would mean a documented route does not exist.
-            assert!(status != 405 && !(status == 404 && body.contains("\"title\":\"Not Found\"") && !path.contains('{')),
-                "{method} {path} -> {status}");
+            assert!(
+                status != 405
+                    && !(status == 404 && body.contains("\"title\":\"Not Found\"") && !path.contains('{')),
+                "{method} {path} -> {status}"
+            );
         }
     }
 }
@@ -101,7 +122,10 @@ fn routes_are_only_registered_through_documented_handlers() {
                 } else if path.extension().is_some_and(|ext| ext == "rs") {
                     let source = std::fs::read_to_string(&path).unwrap();
                     for (number, line) in source.lines().enumerate() {
-                        if line.contains(".route(") || line.contains(".route_service(") || line.contains(".nest(") {
+                        if line.contains(".route(")
+                            || line.contains(".route_service(")
+                            || line.contains(".nest(")
+                        {
                             offenders.push(format!("{}:{}", path.display(), number + 1));
                         }
                     }

@@ -141,11 +141,15 @@ async fn create_order(
         (status = 401, description = "Missing or invalid token", body = Problem),
         (status = 403, description = "Service tokens have no orders", body = Problem),
         (status = 503, description = "Verification keys unavailable", body = Problem)))]
-async fn list_orders(State(state): State<AppState>, user: AuthenticatedUser) -> Result<AppJson<Vec<Order>>, ApiError> {
-    let rows = sqlx::query("SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500")
-        .bind(&user.sub)
-        .fetch_all(&state.pool)
-        .await?;
+async fn list_orders(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+) -> Result<AppJson<Vec<Order>>, ApiError> {
+    let rows =
+        sqlx::query("SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500")
+            .bind(&user.sub)
+            .fetch_all(&state.pool)
+            .await?;
     Ok(AppJson(rows.iter().map(order_from_row).collect::<Result<_, _>>()?))
 }
 

@@ -46,9 +46,7 @@ pub struct AccessClaims {
 impl AccessClaims {
     /// Whether the space-separated `scope` claim contains `wanted`.
     pub fn has_scope(&self, wanted: &str) -> bool {
-        self.scope
-            .as_deref()
-            .is_some_and(|scopes| scopes.split(' ').any(|scope| scope == wanted))
+        self.scope.as_deref().is_some_and(|scopes| scopes.split(' ').any(|scope| scope == wanted))
     }
 
     /// Whether `roles` contains `wanted`.

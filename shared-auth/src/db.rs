@@ -38,14 +38,17 @@ fn is_postgres(url: &str) -> bool {
 
 /// Opens the pool and runs the embedded migrations. `sqlite_file` is the file name used under
 /// the data dir when no URL is given.
-pub async fn connect(storage: &StorageArgs, sqlite_file: &str, migrator: &Migrator) -> anyhow::Result<AnyPool> {
+pub async fn connect(
+    storage: &StorageArgs,
+    sqlite_file: &str,
+    migrator: &Migrator,
+) -> anyhow::Result<AnyPool> {
     sqlx::any::install_default_drivers();
     let url = match &storage.database_url {
         Some(url) => url.expose_secret().to_owned(),
         None => {
-            std::fs::create_dir_all(&storage.data_dir).with_context(|| {
-                format!("failed to create data dir {}", storage.data_dir.display())
-            })?;
+            std::fs::create_dir_all(&storage.data_dir)
+                .with_context(|| format!("failed to create data dir {}", storage.data_dir.display()))?;
             sqlite_url(&storage.data_dir.join(sqlite_file))
         }
     };
@@ -72,7 +75,9 @@ pub async fn connect_url(url: &str, migrator: &Migrator) -> anyhow::Result<AnyPo
                     // WAL lets readers proceed during a write; busy_timeout queues writers
                     // instead of failing them with SQLITE_BUSY.
                     connection
-                        .execute("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA synchronous=NORMAL;")
+                        .execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA synchronous=NORMAL;",
+                        )
                         .await?;
                 }
                 Ok(())

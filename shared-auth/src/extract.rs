@@ -88,11 +88,7 @@ impl Authenticated {
 
     /// 403 unless the token carries `role`.
     pub fn require_role(&self, role: &str) -> Result<(), AuthError> {
-        if self.has_role(role) {
-            Ok(())
-        } else {
-            Err(AuthError::InsufficientScope(format!("role:{role}")))
-        }
+        if self.has_role(role) { Ok(()) } else { Err(AuthError::InsufficientScope(format!("role:{role}"))) }
     }
 
     /// 403 for service (client-credentials) tokens on routes meant for people.
@@ -206,9 +202,10 @@ mod tests {
     fn each_rejection_has_the_rfc_6750_status_and_challenge() {
         let challenge = |error: AuthError| {
             let response = error.into_response();
-            let value = response.headers().get(header::WWW_AUTHENTICATE).map(|value| {
-                value.to_str().unwrap().to_owned()
-            });
+            let value = response
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .map(|value| value.to_str().unwrap().to_owned());
             (response.status(), value)
         };
         assert_eq!(challenge(AuthError::MissingToken), (StatusCode::UNAUTHORIZED, Some("Bearer".into())));

@@ -61,16 +61,10 @@ pub async fn fetch_capped(
     if let Some(etag) = if_none_match {
         request = request.header(http::header::IF_NONE_MATCH, etag);
     }
-    let mut response = request
-        .send()
-        .await
-        .map_err(|error| FetchError::Unreachable(error.without_url().to_string()))?;
+    let mut response =
+        request.send().await.map_err(|error| FetchError::Unreachable(error.without_url().to_string()))?;
     let header = |name: http::HeaderName| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
+        response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
     };
     let max_age = header(http::header::CACHE_CONTROL).and_then(|value| parse_max_age(&value));
     let etag = header(http::header::ETAG);
@@ -84,10 +78,8 @@ pub async fn fetch_capped(
         return Err(FetchError::TooLarge(max_bytes));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|error| FetchError::Unreachable(error.without_url().to_string()))?
+    while let Some(chunk) =
+        response.chunk().await.map_err(|error| FetchError::Unreachable(error.without_url().to_string()))?
     {
         if body.len() + chunk.len() > max_bytes {
             return Err(FetchError::TooLarge(max_bytes));

@@ -151,9 +151,9 @@ impl SigningKey {
             Self::Es256(key) => VerifyingKey::Es256(*key.verifying_key()),
             Self::Rs256(key) => {
                 let private: &rsa::RsaPrivateKey = (**key).as_ref();
-                VerifyingKey::Rs256(Box::new(rsa::pkcs1v15::VerifyingKey::new(
-                    rsa::RsaPublicKey::from(private),
-                )))
+                VerifyingKey::Rs256(Box::new(rsa::pkcs1v15::VerifyingKey::new(rsa::RsaPublicKey::from(
+                    private,
+                ))))
             }
         }
     }
@@ -169,9 +169,8 @@ impl SigningKey {
             }
             Self::Rs256(key) => {
                 // Randomized signing blinds the private-key operation against timing attacks.
-                let signature = key
-                    .try_sign_with_rng(&mut rand_core::OsRng, message)
-                    .map_err(|_| KeyError::Signing)?;
+                let signature =
+                    key.try_sign_with_rng(&mut rand_core::OsRng, message).map_err(|_| KeyError::Signing)?;
                 Ok(rsa::signature::SignatureEncoding::to_vec(&signature))
             }
         }
@@ -218,8 +217,7 @@ impl VerifyingKey {
                     return false;
                 };
                 // `verify_strict` also rejects small-order keys and non-canonical encodings.
-                key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&bytes))
-                    .is_ok()
+                key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&bytes)).is_ok()
             }
             Self::Es256(key) => {
                 // JWS uses the fixed 64-byte r||s form; DER or any other length is invalid, and
@@ -288,9 +286,7 @@ impl VerifyingKey {
         }
         let member = |value: &Option<String>, name: &str| -> Result<Vec<u8>, KeyError> {
             let encoded = value.as_deref().ok_or_else(|| KeyError::Invalid(format!("missing {name}")))?;
-            URL_SAFE_NO_PAD
-                .decode(encoded)
-                .map_err(|_| KeyError::Invalid(format!("{name} is not base64url")))
+            URL_SAFE_NO_PAD.decode(encoded).map_err(|_| KeyError::Invalid(format!("{name} is not base64url")))
         };
         match (algorithm, jwk.kty.as_str(), jwk.crv.as_deref()) {
             (Algorithm::EdDSA, "OKP", Some("Ed25519")) => {
@@ -337,10 +333,9 @@ impl VerifyingKey {
         // Members in lexicographic order, no whitespace, as RFC 7638 §3 requires.
         let jwk = self.to_jwk("");
         let canonical = match self {
-            Self::Ed25519(_) => format!(
-                r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-                jwk.x.unwrap_or_default()
-            ),
+            Self::Ed25519(_) => {
+                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, jwk.x.unwrap_or_default())
+            }
             Self::Es256(_) => format!(
                 r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
                 jwk.x.unwrap_or_default(),
@@ -470,8 +465,7 @@ pub fn split_compact(token: &str) -> Result<UnverifiedJws<'_>, SplitError> {
     };
     let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| SplitError::Malformed);
     let header_bytes = decode(header)?;
-    let header_json: JoseHeader =
-        serde_json::from_slice(&header_bytes).map_err(|_| SplitError::BadHeader)?;
+    let header_json: JoseHeader = serde_json::from_slice(&header_bytes).map_err(|_| SplitError::BadHeader)?;
     let signing_input = &token.as_bytes()[..header.len() + 1 + payload.len()];
     Ok(UnverifiedJws {
         header: header_json,
@@ -489,8 +483,7 @@ mod tests {
     fn every_algorithm_round_trips_through_its_jwk_and_pkcs8() {
         for algorithm in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
             let key = SigningKey::generate(algorithm).unwrap();
-            let restored =
-                SigningKey::from_pkcs8_der(algorithm, &key.to_pkcs8_der().unwrap()).unwrap();
+            let restored = SigningKey::from_pkcs8_der(algorithm, &key.to_pkcs8_der().unwrap()).unwrap();
             let token = sign_compact(&restored, "k1", "at+jwt", &serde_json::json!({"a": 1})).unwrap();
             let public = VerifyingKey::from_jwk(&key.verifying_key().to_jwk("k1")).unwrap();
             let parts = split_compact(&token).unwrap();

@@ -120,10 +120,8 @@ impl KeyCache {
     /// Creates the cache and loads the disk copy, if one exists. Does no network I/O.
     pub fn new(settings: KeyCacheSettings) -> Self {
         let http = fetch::bounded_client(settings.fetch_timeout);
-        let negative = moka::sync::Cache::builder()
-            .max_capacity(10_000)
-            .time_to_live(Duration::from_secs(300))
-            .build();
+        let negative =
+            moka::sync::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(300)).build();
         let cache = Self {
             inner: Arc::new(Inner {
                 http,
@@ -167,8 +165,7 @@ impl KeyCache {
 
     /// Seconds since the key set was last confirmed by the auth server, if there is one.
     pub fn age(&self) -> Option<Duration> {
-        self.snapshot()
-            .map(|set| Duration::from_secs(unix_now().saturating_sub(set.confirmed_at)))
+        self.snapshot().map(|set| Duration::from_secs(unix_now().saturating_sub(set.confirmed_at)))
     }
 
     /// Ready, degraded or unavailable; also updates the `jwks_age_seconds` gauge.

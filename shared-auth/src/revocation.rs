@@ -99,11 +99,7 @@ pub struct RevocationSettings {
 
 impl Default for RevocationSettings {
     fn default() -> Self {
-        Self {
-            poll_interval: Duration::from_secs(15),
-            max_body_bytes: 4 * 1024 * 1024,
-            cache_file: None,
-        }
+        Self { poll_interval: Duration::from_secs(15), max_body_bytes: 4 * 1024 * 1024, cache_file: None }
     }
 }
 
@@ -163,12 +159,7 @@ impl Revocations {
     pub async fn apply_signed(&self, compact: &str) -> Result<bool, RevocationError> {
         let parts = jws::split_compact(compact).map_err(|_| RevocationError::Rejected("malformed"))?;
         let kid = parts.header.kid.as_deref().ok_or(RevocationError::Rejected("no kid"))?;
-        let key = self
-            .inner
-            .keys
-            .key_for(kid)
-            .await
-            .map_err(|_| RevocationError::Rejected("unknown key"))?;
+        let key = self.inner.keys.key_for(kid).await.map_err(|_| RevocationError::Rejected("unknown key"))?;
         self.install(&parts, &key)
     }
 
@@ -176,8 +167,7 @@ impl Revocations {
         if parts.header.typ.as_deref() != Some(REVOCATION_LIST_TYPE) || parts.header.crit.is_some() {
             return Err(RevocationError::Rejected("header"));
         }
-        if key.algorithm().as_str() != parts.header.alg
-            || !key.verify(parts.signing_input, &parts.signature)
+        if key.algorithm().as_str() != parts.header.alg || !key.verify(parts.signing_input, &parts.signature)
         {
             return Err(RevocationError::Rejected("signature"));
         }
@@ -186,11 +176,8 @@ impl Revocations {
         if list.iss != self.inner.keys.settings().issuer {
             return Err(RevocationError::Rejected("issuer"));
         }
-        let mut current = self
-            .inner
-            .current
-            .write()
-            .map_err(|_| RevocationError::Rejected("lock poisoned"))?;
+        let mut current =
+            self.inner.current.write().map_err(|_| RevocationError::Rejected("lock poisoned"))?;
         if list.iat < current.issued_at {
             return Err(RevocationError::Rejected("older than the list in force"));
         }
@@ -223,8 +210,7 @@ impl Revocations {
         if fetched.not_modified {
             return Ok(());
         }
-        let compact = String::from_utf8(fetched.body)
-            .map_err(|_| RevocationError::Rejected("not UTF-8"))?;
+        let compact = String::from_utf8(fetched.body).map_err(|_| RevocationError::Rejected("not UTF-8"))?;
         let changed = self.apply_signed(compact.trim()).await?;
         if let Ok(mut slot) = self.inner.etag.lock() {
             *slot = fetched.etag;
@@ -251,11 +237,7 @@ impl Revocations {
             .map_err(|_| RevocationError::Rejected("malformed"))
             .and_then(|parts| {
                 let kid = parts.header.kid.as_deref().unwrap_or_default();
-                let key = self
-                    .inner
-                    .keys
-                    .cached_key(kid)
-                    .ok_or(RevocationError::Rejected("unknown key"))?;
+                let key = self.inner.keys.cached_key(kid).ok_or(RevocationError::Rejected("unknown key"))?;
                 self.install(&parts, &key)
             });
         match result {

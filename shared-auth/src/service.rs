@@ -168,11 +168,7 @@ async fn readyz(State(state): State<InfraState>) -> Response {
 async fn metrics_endpoint(State(state): State<InfraState>) -> Response {
     // Refresh gauges that are derived from state (e.g. key age) before rendering.
     let _ = (state.readiness)().await;
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
 /// Records `http_requests_total` and `http_request_duration_seconds` by route and status.
@@ -189,8 +185,7 @@ async fn track_metrics(request: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -201,11 +196,7 @@ fn panic_to_problem(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response
 
 /// Turns a service's documented API into the full application: adds the operational routes and
 /// documentation, the bearer security scheme, problem fallbacks and the standard layers.
-pub fn finish_router(
-    title: &str,
-    api: OpenApiRouter,
-    readiness: ReadinessCheck,
-) -> (Router, OpenApi) {
+pub fn finish_router(title: &str, api: OpenApiRouter, readiness: ReadinessCheck) -> (Router, OpenApi) {
     let infra = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -251,11 +242,8 @@ pub fn finish_router(
 /// which may carry credentials.
 fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
     let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-    let request_id = request
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
+    let request_id =
+        request.headers().get(&REQUEST_ID).and_then(|value| value.to_str().ok()).unwrap_or_default();
     tracing::info_span!(
         "request",
         method = %request.method(),

@@ -189,9 +189,7 @@ impl Verifier {
             return Ok(hit.claims);
         }
         let claims = Arc::new(self.verify_fully(token).await?);
-        self.inner
-            .verified
-            .insert(Arc::from(token), CachedToken { claims: claims.clone(), generation });
+        self.inner.verified.insert(Arc::from(token), CachedToken { claims: claims.clone(), generation });
         Ok(claims)
     }
 

@@ -152,9 +152,8 @@ async fn an_oversized_key_set_leaves_the_good_keys_in_place() {
 #[tokio::test]
 async fn a_hanging_key_set_response_is_abandoned_after_the_fetch_timeout() {
     let fetch_timeout = Duration::from_millis(200);
-    let hanging = ResponseTemplate::new(200)
-        .set_body_json(forger().jwks())
-        .set_delay(Duration::from_secs(30));
+    let hanging =
+        ResponseTemplate::new(200).set_body_json(forger().jwks()).set_delay(Duration::from_secs(30));
 
     let outcome = refresh_into(hanging, fetch_timeout).await;
 
@@ -353,8 +352,10 @@ async fn a_cached_token_fails_closed_once_the_keys_pass_their_maximum_age() {
 
 #[tokio::test]
 async fn with_no_keys_at_all_verification_is_unavailable_rather_than_a_token_error() {
-    let verifier =
-        common::verifier_over(KeyCache::new(common::key_cache_settings(UNREACHABLE_ISSUER)), UNREACHABLE_ISSUER);
+    let verifier = common::verifier_over(
+        KeyCache::new(common::key_cache_settings(UNREACHABLE_ISSUER)),
+        UNREACHABLE_ISSUER,
+    );
     let token = forger().sign(&common::user_claims(UNREACHABLE_ISSUER));
 
     let result = verifier.verify(&token).await;

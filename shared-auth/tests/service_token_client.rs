@@ -201,8 +201,10 @@ async fn once_the_token_has_expired_an_outage_is_an_error() {
     wait_until_down(&uri).await;
 
     let while_valid = client.token().await;
-    tokio::time::sleep(Duration::from_secs(2).saturating_sub(obtained_at.elapsed()) + Duration::from_millis(200))
-        .await;
+    tokio::time::sleep(
+        Duration::from_secs(2).saturating_sub(obtained_at.elapsed()) + Duration::from_millis(200),
+    )
+    .await;
     let after_expiry = client.token().await;
 
     assert_eq!(while_valid.unwrap().expose_secret(), "token-1");

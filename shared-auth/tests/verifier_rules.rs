@@ -43,8 +43,7 @@ async fn valid_tokens_of_every_algorithm_are_accepted_with_their_claims() {
 async fn a_token_made_by_the_auth_servers_signing_helper_is_accepted() {
     let forger = eddsa();
     let verifier = common::offline_verifier(forger.jwks());
-    let claims: shared_auth::AccessClaims =
-        serde_json::from_value(common::user_claims(ISSUER)).unwrap();
+    let claims: shared_auth::AccessClaims = serde_json::from_value(common::user_claims(ISSUER)).unwrap();
     let token = jws::sign_compact(&forger.key, &forger.kid, "at+jwt", &claims).unwrap();
 
     let verified = verifier.verify(&token).await.unwrap();
@@ -322,8 +321,7 @@ async fn key_location_headers_are_never_fetched_nor_trusted() {
         })
     };
     let claims = common::user_claims(ISSUER);
-    let attacker_under_genuine_kid =
-        attacker.sign_with_header(&key_location_headers(&genuine.kid), &claims);
+    let attacker_under_genuine_kid = attacker.sign_with_header(&key_location_headers(&genuine.kid), &claims);
     let attacker_under_own_kid = attacker.sign_with_header(&key_location_headers(&attacker.kid), &claims);
     let genuine_with_headers = genuine.sign_with_header(&key_location_headers(&genuine.kid), &claims);
 

@@ -42,7 +42,12 @@ impl FakeIssuer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let issuer = Self {
             url,
-            inner: Arc::new(Inner { key, kid, jwks_fetches: AtomicUsize::new(0), token_requests: AtomicUsize::new(0) }),
+            inner: Arc::new(Inner {
+                key,
+                kid,
+                jwks_fetches: AtomicUsize::new(0),
+                token_requests: AtomicUsize::new(0),
+            }),
         };
         let router = Router::new()
             .route("/.well-known/oauth-authorization-server", get(metadata))
@@ -136,7 +141,10 @@ async fn revocations(State(issuer): State<FakeIssuer>) -> String {
 async fn token(State(issuer): State<FakeIssuer>, body: String) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     if !body.contains("grant_type=client_credentials") {
-        return (axum::http::StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": "unsupported_grant_type"})))
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"error": "unsupported_grant_type"})),
+        )
             .into_response();
     }
     issuer.inner.token_requests.fetch_add(1, Ordering::SeqCst);

@@ -55,7 +55,9 @@ impl TryFrom<&str> for DisplayName {
         let trimmed = value.trim();
         let length = trimmed.chars().count();
         if !(1..=100).contains(&length) || trimmed.chars().any(char::is_control) {
-            return Err(ApiError::InvalidInput("display_name must be 1-100 characters without control characters"));
+            return Err(ApiError::InvalidInput(
+                "display_name must be 1-100 characters without control characters",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -106,7 +108,10 @@ async fn find_or_create(pool: &AnyPool, claims: &AccessClaims) -> Result<Profile
         (status = 401, description = "Missing or invalid token", body = Problem),
         (status = 403, description = "Service tokens have no profile", body = Problem),
         (status = 503, description = "Verification keys unavailable", body = Problem)))]
-async fn get_me(State(state): State<AppState>, user: AuthenticatedUser) -> Result<AppJson<Profile>, ApiError> {
+async fn get_me(
+    State(state): State<AppState>,
+    user: AuthenticatedUser,
+) -> Result<AppJson<Profile>, ApiError> {
     Ok(AppJson(find_or_create(&state.pool, &user).await?))
 }
 

@@ -24,19 +24,23 @@ pub(crate) fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<Option<
             let value = value.to_str().map_err(|_| OAuthError::InvalidClient { basic: true })?;
             let (scheme, encoded) = value.split_once(' ').ok_or(OAuthError::InvalidClient { basic: true })?;
             if !scheme.eq_ignore_ascii_case("basic") {
-                return Err(OAuthError::InvalidRequest("only Basic client authentication is accepted".into()));
+                return Err(OAuthError::InvalidRequest(
+                    "only Basic client authentication is accepted".into(),
+                ));
             }
-            let decoded = STANDARD.decode(encoded.trim()).map_err(|_| OAuthError::InvalidClient { basic: true })?;
-            let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::InvalidClient { basic: true })?;
+            let decoded =
+                STANDARD.decode(encoded.trim()).map_err(|_| OAuthError::InvalidClient { basic: true })?;
+            let decoded =
+                String::from_utf8(decoded).map_err(|_| OAuthError::InvalidClient { basic: true })?;
             let (id, secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient { basic: true })?;
             Some(Presented { client_id: form_decode(id), secret: form_decode(secret), basic: true })
         }
     };
     let in_form = form.get("client_secret").is_some();
     match (basic, in_form) {
-        (Some(_), true) => Err(OAuthError::InvalidRequest(
-            "client authenticated by both Basic and form fields".into(),
-        )),
+        (Some(_), true) => {
+            Err(OAuthError::InvalidRequest("client authenticated by both Basic and form fields".into()))
+        }
         (Some(basic), false) => {
             if form.get("client_id").is_some_and(|id| id != basic.client_id) {
                 return Err(OAuthError::InvalidRequest("client_id does not match Basic credentials".into()));

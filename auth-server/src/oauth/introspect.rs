@@ -72,7 +72,11 @@ pub(crate) async fn introspect(State(state): State<AppState>, headers: HeaderMap
     }
 }
 
-async fn introspect_token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Introspection, OAuthError> {
+async fn introspect_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Introspection, OAuthError> {
     let form = OAuthForm::parse(headers, body)?;
     let presented_basic = headers.contains_key(axum::http::header::AUTHORIZATION);
     client_auth::authenticate(state, headers, &form)

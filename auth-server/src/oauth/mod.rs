@@ -77,7 +77,9 @@ impl From<sqlx::Error> for OAuthError {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let (status, error, description) = match &self {
-            Self::InvalidRequest(detail) => (StatusCode::BAD_REQUEST, "invalid_request", Some(detail.clone())),
+            Self::InvalidRequest(detail) => {
+                (StatusCode::BAD_REQUEST, "invalid_request", Some(detail.clone()))
+            }
             Self::InvalidClient { .. } => {
                 (StatusCode::UNAUTHORIZED, "invalid_client", Some("client authentication failed".into()))
             }
@@ -95,9 +97,12 @@ impl IntoResponse for OAuthError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None)
             }
         };
-        let mut response =
-            (status, no_store_headers(), axum::Json(OAuthErrorBody { error, error_description: description }))
-                .into_response();
+        let mut response = (
+            status,
+            no_store_headers(),
+            axum::Json(OAuthErrorBody { error, error_description: description }),
+        )
+            .into_response();
         if let Self::InvalidClient { basic: true } = self {
             response
                 .headers_mut()
@@ -118,9 +123,10 @@ impl OAuthForm {
     pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
         let is_form = content_type.is_some_and(|value| {
-            value.split(';').next().is_some_and(|media| {
-                media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
+            value
+                .split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
         });
         if !is_form {
             return Err(OAuthError::InvalidRequest(

@@ -59,8 +59,14 @@ async fn revoke_token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
     if let Ok(claims) = state.verifier.verify(token).await {
         if claims.client_id == caller || (claims.client_id == FIRST_PARTY_CLIENT && client.is_none()) {
             let mut connection = state.pool.acquire().await?;
-            sessions::upsert_revocation(&mut connection, "token", &claims.jti, unix_now_i64(), claims.exp + 60)
-                .await?;
+            sessions::upsert_revocation(
+                &mut connection,
+                "token",
+                &claims.jti,
+                unix_now_i64(),
+                claims.exp + 60,
+            )
+            .await?;
         } else {
             tracing::info!(caller, "refused to revoke another client's token");
         }

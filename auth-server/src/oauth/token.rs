@@ -105,7 +105,11 @@ async fn client_credentials(
     })
 }
 
-async fn refresh(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result<TokenResponse, OAuthError> {
+async fn refresh(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<TokenResponse, OAuthError> {
     // Login tokens belong to the first-party public client, which has no secret; a confidential
     // client that does authenticate must still authenticate correctly.
     client_auth::authenticate(state, headers, form).await?;
@@ -160,11 +164,12 @@ async fn refresh(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Res
     let next = new_refresh_token();
     let idle_ttl = i64::try_from(state.config.refresh_idle_ttl_secs).unwrap_or(i64::MAX);
     let mut transaction = state.pool.begin().await?;
-    let consumed = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-        .bind(now)
-        .bind(&token_hash)
-        .execute(&mut *transaction)
-        .await?;
+    let consumed =
+        sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(&token_hash)
+            .execute(&mut *transaction)
+            .await?;
     if consumed.rows_affected() != 1 {
         drop(transaction);
         return Err(reuse_detected(state, &sid).await);

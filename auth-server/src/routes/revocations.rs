@@ -46,11 +46,14 @@ async fn revocations(State(state): State<AppState>, headers: HeaderMap) -> Resul
         match kind.as_str() {
             "session" => list.sessions.push(RevokedEntry { id, exp }),
             "token" => list.tokens.push(RevokedEntry { id, exp }),
-            "subject" => list.subjects.push(SubjectCutoff { id, not_before: row.try_get("not_before")?, exp }),
+            "subject" => {
+                list.subjects.push(SubjectCutoff { id, not_before: row.try_get("not_before")?, exp })
+            }
             _ => {}
         }
     }
-    let entries = serde_json::to_vec(&(&list.sessions, &list.tokens, &list.subjects)).context("serialise list")?;
+    let entries =
+        serde_json::to_vec(&(&list.sessions, &list.tokens, &list.subjects)).context("serialise list")?;
     let etag = format!("\"{}\"", hex(&Sha256::digest(entries))[..32].to_owned());
     let cache_headers = [(header::CACHE_CONTROL, "no-cache".to_owned()), (header::ETAG, etag.clone())];
     let unchanged = headers

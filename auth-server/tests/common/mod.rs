@@ -67,7 +67,8 @@ impl TestApp {
 
     /// POST /v1/auth/login.
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
-        self.post_json("/v1/auth/login", &serde_json::json!({"username": username, "password": password})).await
+        self.post_json("/v1/auth/login", &serde_json::json!({"username": username, "password": password}))
+            .await
     }
 
     /// Registers and logs in; returns the token response.
@@ -88,7 +89,9 @@ impl TestApp {
         let secret = auth_server::clients::generate_secret();
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         let audiences: Vec<String> = audiences.iter().map(|s| s.to_string()).collect();
-        auth_server::clients::create(&self.state.pool, client_id, &secret, &scopes, &audiences).await.unwrap();
+        auth_server::clients::create(&self.state.pool, client_id, &secret, &scopes, &audiences)
+            .await
+            .unwrap();
         secrecy::ExposeSecret::expose_secret(&secret).to_owned()
     }
 
