@@ -32,7 +32,11 @@ fn auth_server(data_dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -
 #[test]
 fn users_create_reads_the_password_from_stdin_and_refuses_duplicates() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, stdout, _) = auth_server(dir.path(), &["users", "create", "root", "--role", "admin"], Some("  spaced password  \n"));
+    let (ok, stdout, _) = auth_server(
+        dir.path(),
+        &["users", "create", "root", "--role", "admin"],
+        Some("  spaced password  \n"),
+    );
     assert!(ok);
     let created: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(created["username"], "root");
@@ -63,7 +67,10 @@ fn clients_create_shows_the_secret_once_and_list_never_shows_it() {
     assert!(ok);
     assert!(listed.contains("reports") && !listed.contains(secret));
     let database = std::fs::read(dir.path().join("auth.sqlite")).unwrap();
-    assert!(!database.windows(secret.len()).any(|window| window == secret.as_bytes()), "secret stored in plain text");
+    assert!(
+        !database.windows(secret.len()).any(|window| window == secret.as_bytes()),
+        "secret stored in plain text"
+    );
 
     let (ok, _, _) = auth_server(dir.path(), &["clients", "delete", "reports"], None);
     assert!(ok);
@@ -89,7 +96,9 @@ fn keys_rotate_adds_a_pending_key_that_keys_list_shows() {
     let after: Vec<Value> = serde_json::from_str(&listed).unwrap();
     assert_eq!(after.len(), 2);
     assert!(after.iter().any(|key| key["kid"] == rotated["kid"] && key["state"] == "pending"));
-    assert!(after.iter().any(|key| key["kid"] == before[0]["kid"] && key["state"] == "active" && key["unpublish_at"].is_i64()));
+    assert!(after.iter().any(|key| key["kid"] == before[0]["kid"]
+        && key["state"] == "active"
+        && key["unpublish_at"].is_i64()));
 }
 
 #[test]
@@ -114,7 +123,9 @@ fn demo_seed_is_idempotent() {
 fn help_documents_the_environment_variables() {
     let output = Command::new(env!("CARGO_BIN_EXE_auth-server")).arg("--help").output().unwrap();
     let help = String::from_utf8(output.stdout).unwrap();
-    for variable in ["LISTEN_ADDR", "DATABASE_URL", "DATA_DIR", "ISSUER", "ACCESS_TOKEN_TTL_SECS", "KEY_ENCRYPTION_KEY"] {
+    for variable in
+        ["LISTEN_ADDR", "DATABASE_URL", "DATA_DIR", "ISSUER", "ACCESS_TOKEN_TTL_SECS", "KEY_ENCRYPTION_KEY"]
+    {
         assert!(help.contains(variable), "{variable} missing from --help");
     }
 }

@@ -148,6 +148,16 @@ docker_build() {
     rm -f "$out"
 }
 
+image_id() { docker image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+
+# After a tag moved to a new image, drop the old one if nothing else uses it (best effort), so
+# rebuilds on CI machines do not pile up hundreds of MB of dangling images.
+retire_image() { # old-id new-ref
+    local new
+    new="$(image_id "$2")"
+    if [ -n "$1" ] && [ "$1" != "$new" ]; then docker rmi "$1" >/dev/null 2>&1 || true; fi
+}
+
 image_size_mb() {
     docker image inspect --format '{{.Size}}' "$1" | awk '{ printf "%.1f MB", $1 / 1000000 }'
 }
@@ -224,6 +234,7 @@ EOF
 }
 
 step_base() {
+    local old_id
     if [ "$REBUILD" = 1 ] || [ ! -s "$ROOTFS_TAR" ]; then
         build_rootfs_tar
     else
@@ -234,6 +245,7 @@ step_base() {
         log "${BASE_IMAGE} is up to date"
     else
         log "docker import -> ${BASE_IMAGE}"
+        old_id="$(image_id "$BASE_IMAGE")"
         docker import \
             --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
             --change 'ENV LANG=C.UTF-8' \
@@ -242,6 +254,7 @@ step_base() {
             --change "LABEL org.opencontainers.image.description=\"debootstrap minbase ${DEBIAN_SUITE}\"" \
             --message "debootstrap --variant=minbase ${DEBIAN_SUITE}" \
             "$ROOTFS_TAR" "$BASE_IMAGE" >/dev/null
+        retire_image "$old_id" "$BASE_IMAGE"
     fi
     log "${BASE_IMAGE}: $(image_size_mb "$BASE_IMAGE")"
 }
@@ -293,6 +306,7 @@ build_pg_rootfs() {
         "$root/var/log/apt/"* "$root/var/cache/debconf/"*-old
 
     log "docker import -> ${PG_ROOTFS_IMAGE}"
+    PG_ROOTFS_OLD_ID="$(image_id "$PG_ROOTFS_IMAGE")"
     tar -C "$root" --numeric-owner --xattrs -c . | docker import \
         --change "LABEL org.jwt-platform.rootfs-sha256=${ROOTFS_SHA}" \
         --change "LABEL org.jwt-platform.pg-recipe=${PG_RECIPE_VERSION}" \
@@ -320,9 +334,14 @@ step_postgres() {
     # The thin layer on top (entrypoint, env, healthcheck) is an ordinary Dockerfile build; docker's
     # own layer cache makes it instant when nothing changed. No network is needed for it.
     log "docker build -> ${PG_IMAGE}"
+    local old_id
+    old_id="$(image_id "$PG_IMAGE")"
     docker_build --network none \
         --build-arg "BASE_IMAGE=${PG_ROOTFS_IMAGE}" --build-arg "PG_MAJOR=${PG_MAJOR}" \
         -t "$PG_IMAGE" "${SCRIPT_DIR}/postgres"
+    # Old final image first: it is a child of the old rootfs image.
+    retire_image "$old_id" "$PG_IMAGE"
+    retire_image "${PG_ROOTFS_OLD_ID:-}" "$PG_ROOTFS_IMAGE"
     log "${PG_IMAGE}: $(image_size_mb "$PG_IMAGE")"
 }
 
@@ -345,7 +364,7 @@ step_services() {
             -p auth-server -p users-service -p orders-service)
         BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/x86_64-unknown-linux-gnu/release"
     fi
-    local svc bin ctx base kind
+    local svc bin ctx base kind old_id
     for svc in "${SERVICES[@]}"; do
         bin="${BIN_DIR%/}/${svc}"
         [ -x "$bin" ] || die "missing binary ${bin}"
@@ -373,10 +392,12 @@ step_services() {
         # set by COPY --chown in the Dockerfile (COPY from a context resets owners to root).
         cp "${SCRIPT_DIR}/Dockerfile.service" "$ctx/Dockerfile"
         log "docker build -> ${IMAGE_PREFIX}/${svc}:${IMAGE_TAG} (${kind} binary, FROM ${base})"
+        old_id="$(image_id "${IMAGE_PREFIX}/${svc}:${IMAGE_TAG}")"
         docker_build --network none \
             --build-arg "BASE_IMAGE=${base}" --build-arg "SERVICE=${svc}" \
             --build-arg "PORT=$(service_port "$svc")" \
             -t "${IMAGE_PREFIX}/${svc}:${IMAGE_TAG}" "$ctx"
+        retire_image "$old_id" "${IMAGE_PREFIX}/${svc}:${IMAGE_TAG}"
         log "${IMAGE_PREFIX}/${svc}:${IMAGE_TAG}: $(image_size_mb "${IMAGE_PREFIX}/${svc}:${IMAGE_TAG}")"
     done
 }

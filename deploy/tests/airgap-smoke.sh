@@ -38,6 +38,9 @@ cleanup() {
     docker rm -f -v "$PG_CONTAINER" "${PG_CONTAINER}-nopw" jwt-smoke-svc >/dev/null 2>&1 || true
     JWT_IMAGE_TAG=$TAG compose down -v --remove-orphans >/dev/null 2>&1 || true
     docker network rm jwt-smoke-net >/dev/null 2>&1 || true
+    # The stand-in images are useless afterwards (base and postgres images stay: they are real).
+    docker rmi "jwt-platform/auth-server:$TAG" "jwt-platform/users-service:$TAG" \
+        "jwt-platform/orders-service:$TAG" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -110,7 +110,7 @@ async fn create_order(
 ) -> Result<(StatusCode, AppJson<Order>), ApiError> {
     let item = Item::try_from(order.item.as_str())?;
     let quantity = Quantity::try_from(order.quantity)?;
-    let customer_name = state.users.display_name(&user.sub).await;
+    let customer_name = state.users.display_name(&user.sub, user.preferred_username.as_deref()).await;
     let order = Order {
         id: uuid::Uuid::now_v7().to_string(),
         user_id: user.sub.clone(),

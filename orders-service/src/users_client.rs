@@ -42,8 +42,10 @@ impl UsersClient {
         Self { http, base_url: base_url.trim_end_matches('/').to_owned(), tokens }
     }
 
-    /// The display name of user `id`, or `None` if it cannot be had right now.
-    pub async fn display_name(&self, id: &str) -> Option<String> {
+    /// The display name of user `id`, or `None` if it cannot be had right now. A user who has
+    /// no profile yet has never changed their display name, which defaults to the username:
+    /// `username` is returned then.
+    pub async fn display_name(&self, id: &str, username: Option<&str>) -> Option<String> {
         let tokens = self.tokens.as_ref()?;
         let url = format!("{}/v1/users/{id}", self.base_url);
         let request = match tokens.authorize(self.http.get(url)).await {
@@ -56,6 +58,9 @@ impl UsersClient {
         match request.send().await {
             Ok(response) if response.status().is_success() => {
                 response.json::<Profile>().await.ok().map(|profile| profile.display_name)
+            }
+            Ok(response) if response.status() == reqwest::StatusCode::NOT_FOUND => {
+                username.map(str::to_owned)
             }
             Ok(response) => {
                 tracing::warn!(status = %response.status(), "users-service refused the profile lookup");

@@ -53,14 +53,18 @@ async fn mount_token(server: &MockServer, access_token: &str, expires_in: u64, t
         .await;
 }
 
-fn client_for(server: &MockServer) -> ServiceTokenClient {
-    ServiceTokenClient::new(ServiceTokenSettings {
+fn settings_for(server: &MockServer) -> ServiceTokenSettings {
+    ServiceTokenSettings {
         issuer: server.uri(),
         client_id: CLIENT_ID.to_owned(),
         client_secret: SecretString::from(CLIENT_SECRET),
         scope: Some("users:read".to_owned()),
         timeout: Duration::from_secs(2),
-    })
+    }
+}
+
+fn client_for(server: &MockServer) -> ServiceTokenClient {
+    ServiceTokenClient::new(settings_for(server))
 }
 
 async fn token_requests(server: &MockServer) -> Vec<wiremock::Request> {
@@ -184,6 +188,40 @@ async fn when_renewal_fails_the_still_valid_token_is_used() {
 
     assert_eq!(during_outage.unwrap().expose_secret(), "token-1");
     assert_eq!(token_requests(&server).await.len(), 2, "renewal must have been attempted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_token_endpoint_holds_callers_up_for_at_most_one_timeout() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    mount_token(&server, "token-1", 6, 1).await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(token_response("token-2", 6).set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    let timeout = Duration::from_millis(300);
+    let client = ServiceTokenClient::new(ServiceTokenSettings { timeout, ..settings_for(&server) });
+    client.token().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let started = Instant::now();
+    let callers: Vec<_> = (0..10)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.token().await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for caller in callers {
+        tokens.push(caller.await.unwrap().unwrap().expose_secret().to_owned());
+    }
+    let elapsed = started.elapsed();
+
+    assert!(tokens.iter().all(|token| token == "token-1"));
+    // Ten renewals queued one behind the other would take ten timeouts; one is the bound.
+    assert!(elapsed < timeout * 3, "callers held up for {elapsed:?}");
+    assert_eq!(token_requests(&server).await.len(), 2, "one renewal attempt, not one per caller");
 }
 
 #[tokio::test]
