@@ -88,6 +88,10 @@ pub struct Config {
     /// Failed logins per account (and per client address) before throttling starts.
     #[arg(long, env = "LOGIN_FAILURE_THRESHOLD", default_value_t = 5, global = true)]
     pub login_failure_threshold: u32,
+    /// Take the client address for login throttling from the last `X-Forwarded-For` entry
+    /// (set this only behind a proxy that appends it; otherwise clients could forge it).
+    #[arg(long, env = "TRUST_X_FORWARDED_FOR", default_value_t = false, global = true)]
+    pub trust_x_forwarded_for: bool,
     /// How often replicas re-read the signing keys from the database (seconds).
     #[arg(long, env = "KEY_RELOAD_SECS", default_value_t = 10, global = true)]
     pub key_reload_secs: u64,

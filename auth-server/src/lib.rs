@@ -16,6 +16,7 @@ pub mod routes;
 pub mod sessions;
 pub mod state;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use sqlx::AnyPool;
 use crate::config::Config;
 use crate::keyring::KeyRing;
 use crate::password::PasswordHasher;
+use crate::throttle::LoginThrottle;
 use crate::tokens::TokenIssuer;
 
 /// Everything a handler may need; cheap to clone.
@@ -26,6 +27,8 @@ pub struct AppState {
     pub tokens: TokenIssuer,
     /// Verifies our own access tokens (logout), with shared-auth's rules and any audience.
     pub verifier: Verifier,
+    /// Counts failed logins and locks guessing.
+    pub throttle: LoginThrottle,
 }
 
 impl AppState {
@@ -39,7 +42,35 @@ impl AppState {
         settings.check_audience = false;
         settings.leeway = Duration::from_secs(30);
         let verifier = Verifier::new(settings, keys, revocations);
-        Self { pool, config: Arc::new(config), hasher, tokens, verifier }
+        let throttle = LoginThrottle::new(pool.clone(), config.login_failure_threshold);
+        Self { pool, config: Arc::new(config), hasher, tokens, verifier, throttle }
+    }
+}
+
+/// The address a request came from: the TCP peer, or the last `X-Forwarded-For` entry when the
+/// server is configured to trust it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl axum::extract::FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.config.trust_x_forwarded_for
+            && let Some(forwarded) =
+                parts.headers.get("x-forwarded-for").and_then(|value| value.to_str().ok())
+            && let Some(last) = forwarded.rsplit(',').next().and_then(|last| last.trim().parse().ok())
+        {
+            return Ok(Self(Some(last)));
+        }
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|connect| connect.0.ip());
+        Ok(Self(peer))
     }
 }
 

@@ -256,7 +256,10 @@ fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
 pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    // Connect info gives handlers the peer address (login throttling uses it).
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }

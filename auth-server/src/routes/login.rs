@@ -15,8 +15,9 @@ use crate::domain::{Password, Username};
 use crate::error::ApiError;
 use crate::routes::no_store_headers;
 use crate::sessions;
-use crate::state::AppState;
-use crate::store::{self, NewSession};
+use crate::state::{AppState, ClientAddress};
+use crate::store::{self, NewSession, User};
+use crate::throttle::Decision;
 use crate::tokens::TokenRequest;
 
 /// The client id of first-party logins through `/v1/auth/login`.
@@ -71,33 +72,23 @@ pub struct TokenResponse {
     ))]
 async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     AppJson(request): AppJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    // Malformed credentials cannot match any account: same answer as a wrong password, after
-    // the same work, so the response says nothing about which rule failed.
-    let password = match Password::try_from(request.password) {
-        Ok(password) => password,
-        Err(_) => return Err(ApiError::InvalidCredentials),
-    };
-    let user = match Username::try_from(request.username.as_str()) {
-        Ok(username) => store::find_user(&state.pool, &username).await?,
-        Err(_) => None,
-    };
+    // Throttle by the name as typed (folded), whether or not such a user exists, and decide
+    // before looking at the password: a locked attempt learns nothing.
+    let throttle_name: String = request.username.to_ascii_lowercase().chars().take(64).collect();
+    if let Decision::Locked { retry_after } = state.throttle.check(&throttle_name, address).await? {
+        metrics::counter!("logins_total", "outcome" => "throttled").increment(1);
+        return Err(ApiError::TooManyAttempts { retry_after });
+    }
+    let user = authenticate(&state, &request).await?;
     let Some(user) = user else {
-        state.hasher.verify_dummy(password.secret()).await?;
+        state.throttle.record_failure(&throttle_name, address).await?;
         metrics::counter!("logins_total", "outcome" => "failure").increment(1);
         return Err(ApiError::InvalidCredentials);
     };
-    let verification = state.hasher.verify(password.secret(), &user.password_hash).await?;
-    if !verification.matches || user.disabled_at.is_some() {
-        metrics::counter!("logins_total", "outcome" => "failure").increment(1);
-        return Err(ApiError::InvalidCredentials);
-    }
-    if verification.needs_rehash {
-        let upgraded = state.hasher.hash(password.secret()).await?;
-        store::update_password_hash(&state.pool, &user.id, &upgraded).await?;
-        tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
-    }
+    state.throttle.record_success(&throttle_name, address).await?;
     let config = &state.config;
     let scope = config.user_scope.clone();
     let (sid, refresh_token) = store::create_session(
@@ -130,6 +121,32 @@ async fn login(
         scope,
     };
     Ok((no_store_headers(), AppJson(body)).into_response())
+}
+
+/// The user whose password matches, or `None` after the same Argon2 work for every failure
+/// (unknown user, wrong password, malformed input, disabled account).
+async fn authenticate(state: &AppState, request: &LoginRequest) -> Result<Option<User>, ApiError> {
+    let Ok(password) = Password::try_from(request.password.clone()) else {
+        return Ok(None);
+    };
+    let user = match Username::try_from(request.username.as_str()) {
+        Ok(username) => store::find_user(&state.pool, &username).await?,
+        Err(_) => None,
+    };
+    let Some(user) = user else {
+        state.hasher.verify_dummy(password.secret()).await?;
+        return Ok(None);
+    };
+    let verification = state.hasher.verify(password.secret(), &user.password_hash).await?;
+    if !verification.matches || user.disabled_at.is_some() {
+        return Ok(None);
+    }
+    if verification.needs_rehash {
+        let upgraded = state.hasher.hash(password.secret()).await?;
+        store::update_password_hash(&state.pool, &user.id, &upgraded).await?;
+        tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
+    }
+    Ok(Some(user))
 }
 
 /// Ends the login session of the presented access token: its refresh tokens stop working and

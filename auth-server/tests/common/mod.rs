@@ -46,7 +46,10 @@ impl TestApp {
         adjust(&mut config);
         let state = auth_server::build_state(config).await.unwrap();
         let router = auth_server::router(state.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        tokio::spawn(async move {
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service).await.unwrap()
+        });
         Self { url, client: reqwest::Client::new(), state, database }
     }
 
