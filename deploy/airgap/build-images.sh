@@ -388,8 +388,17 @@ step_services() {
         ln -s "${svc}" "$ctx/rootfs/usr/local/bin/service"
         # CA bundle in case ISSUER/AUTH_ISSUER is https (reqwest/sqlx with rustls read it).
         [ -r /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$ctx/rootfs/etc/ssl/certs/"
-        # No /etc/passwd needed: the Dockerfile uses a numeric USER. Ownership of /data and /tmp is
-        # set by COPY --chown in the Dockerfile (COPY from a context resets owners to root).
+        # No /etc/passwd needed: the Dockerfile uses a numeric USER. Owners and modes are set here
+        # and travel in a tar that the Dockerfile ADDs (COPY from a context would reset owners to
+        # root): binary root-owned and read-only for the service user, /data the service user's,
+        # /tmp sticky and world-writable. One layer, instead of several COPY --chown steps, which
+        # also avoids a classic-builder bug seen here ("failed to get layer ...: layer does not
+        # exist") with consecutive COPYs of near-empty directories.
+        chown 65532:65532 "$ctx/rootfs/data"
+        chmod 0700 "$ctx/rootfs/data"
+        chmod 1777 "$ctx/rootfs/tmp"
+        tar -C "$ctx/rootfs" --numeric-owner -cf "$ctx/rootfs.tar" usr etc tmp data
+        rm -rf "$ctx/rootfs"
         cp "${SCRIPT_DIR}/Dockerfile.service" "$ctx/Dockerfile"
         log "docker build -> ${IMAGE_PREFIX}/${svc}:${IMAGE_TAG} (${kind} binary, FROM ${base})"
         old_id="$(image_id "${IMAGE_PREFIX}/${svc}:${IMAGE_TAG}")"
