@@ -59,7 +59,7 @@ testkit::on_both_backends! {
 
     async fn two_replicas_on_one_database_share_keys_and_rotate_consistently(database) {
         let first = TestApp::start(database).await;
-        let second_db = testkit::TestDatabase { url: first.database.url.clone(), dir: tempfile::tempdir().unwrap(), backend: first.database.backend };
+        let second_db = first.database.same_database();
         let second = TestApp::start(second_db).await;
         assert_eq!(first.jwks().await, second.jwks().await);
 

@@ -2,8 +2,9 @@
 //!
 //! - [`TestDatabase`] and [`on_both_backends!`]: the same test on SQLite and on PostgreSQL.
 //!   PostgreSQL comes from `TEST_DATABASE_URL` (a fresh database per test is created on that
-//!   server). Without it the PostgreSQL variant prints a loud SKIPPED line, or fails when
-//!   `REQUIRE_POSTGRES=1` (CI sets it, so a missing database can never pass silently).
+//!   server) or, without it, from a testcontainers container when Docker runs. With neither the
+//!   PostgreSQL variant prints a loud SKIPPED line, or fails when `REQUIRE_POSTGRES=1` (CI sets
+//!   it, so a missing database can never pass silently).
 //! - [`FakeIssuer`]: an auth server stand-in that publishes a key set and signs any claims,
 //!   for testing resource services without the real auth server.
 //! - [`serve`]: runs a router on a free loopback port.
@@ -32,39 +33,85 @@ pub struct TestDatabase {
     pub dir: tempfile::TempDir,
     /// Which backend this is.
     pub backend: &'static str,
+    /// The container serving this database, if testcontainers started one.
+    _container: Option<PostgresContainer>,
 }
 
 impl TestDatabase {
+    /// The same database for a second server (a replica), with its own data dir. The original
+    /// keeps the database (and any container) alive.
+    pub fn same_database(&self) -> Self {
+        Self {
+            url: self.url.clone(),
+            dir: tempfile::tempdir().unwrap(),
+            backend: self.backend,
+            _container: None,
+        }
+    }
+
     /// A fresh SQLite database.
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = shared_auth::db::sqlite_url(&dir.path().join("test.sqlite"));
-        Self { url, dir, backend: "sqlite" }
+        Self { url, dir, backend: "sqlite", _container: None }
     }
 
-    /// A fresh database on the `TEST_DATABASE_URL` server, or `None` (after a loud message) when
-    /// no server is configured. Panics instead when `REQUIRE_POSTGRES=1`.
+    /// A fresh PostgreSQL database: on the `TEST_DATABASE_URL` server when it is set, else in a
+    /// container started with testcontainers when Docker is available (image and tag from
+    /// `TEST_POSTGRES_IMAGE` / `TEST_POSTGRES_TAG`, default `postgres:16-alpine`; a local image
+    /// is never pulled). Neither: a loud SKIPPED line and `None`, or a panic when
+    /// `REQUIRE_POSTGRES=1`.
     pub async fn postgres() -> Option<Self> {
-        let Ok(admin_url) = std::env::var(TEST_DATABASE_URL) else {
-            if std::env::var(REQUIRE_POSTGRES).is_ok_and(|value| value == "1") {
-                panic!("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set: PostgreSQL tests cannot run");
-            }
-            eprintln!(
-                "SKIPPED (PostgreSQL): TEST_DATABASE_URL is not set; this test ran on SQLite only. \
-                 Set TEST_DATABASE_URL=postgres://... to run it on PostgreSQL."
-            );
-            return None;
+        let (admin_url, container) = match std::env::var(TEST_DATABASE_URL) {
+            Ok(url) => (url, None),
+            Err(_) => match start_container().await {
+                Ok((url, container)) => (url, Some(container)),
+                Err(why) => {
+                    if std::env::var(REQUIRE_POSTGRES).is_ok_and(|value| value == "1") {
+                        panic!(
+                            "REQUIRE_POSTGRES=1 but no PostgreSQL: TEST_DATABASE_URL is not set and {why}"
+                        );
+                    }
+                    eprintln!(
+                        "SKIPPED (PostgreSQL): TEST_DATABASE_URL is not set and {why}; this test ran on SQLite \
+                         only. Set TEST_DATABASE_URL=postgres://... or start Docker to run it on PostgreSQL."
+                    );
+                    return None;
+                }
+            },
         };
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         let options = sqlx::postgres::PgConnectOptions::from_str(&admin_url)
             .expect("TEST_DATABASE_URL is not a valid PostgreSQL URL");
         let mut admin = sqlx::postgres::PgConnection::connect_with(&options)
             .await
-            .expect("cannot connect to TEST_DATABASE_URL");
+            .expect("cannot connect to the test PostgreSQL server");
         admin.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await.unwrap();
         let url = options.database(&name).to_url_lossy().to_string();
-        Some(Self { url, dir: tempfile::tempdir().unwrap(), backend: "postgres" })
+        Some(Self { url, dir: tempfile::tempdir().unwrap(), backend: "postgres", _container: container })
     }
+}
+
+type PostgresContainer =
+    testcontainers_modules::testcontainers::ContainerAsync<testcontainers_modules::postgres::Postgres>;
+
+/// Starts a PostgreSQL container for one test (removed when the test's database is dropped).
+async fn start_container() -> Result<(String, PostgresContainer), String> {
+    use testcontainers_modules::testcontainers::ImageExt as _;
+    use testcontainers_modules::testcontainers::runners::AsyncRunner as _;
+    if !std::path::Path::new("/var/run/docker.sock").exists() && std::env::var_os("DOCKER_HOST").is_none() {
+        return Err("Docker is not available".into());
+    }
+    let image = std::env::var("TEST_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres".into());
+    let tag = std::env::var("TEST_POSTGRES_TAG").unwrap_or_else(|_| "16-alpine".into());
+    let container = testcontainers_modules::postgres::Postgres::default()
+        .with_name(image.clone())
+        .with_tag(tag.clone())
+        .start()
+        .await
+        .map_err(|error| format!("the {image}:{tag} container could not start ({error})"))?;
+    let port = container.get_host_port_ipv4(5432).await.map_err(|error| error.to_string())?;
+    Ok((format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"), container))
 }
 
 /// Defines one test that runs on both backends, as `NAME::sqlite` and `NAME::postgres`:
