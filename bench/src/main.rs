@@ -1,0 +1,114 @@
+//! `verify-bench-server`: the same trivial route twice, `/unprotected` and `/protected` (behind
+//! shared-auth's `Authenticated`), inside the full shared-auth layer stack, so the load harness
+//! can report the cost of token verification as a ratio. It also mints tokens for the harness
+//! (`GET /tokens?count=N` → one per line) with its own key, which it installs in its verifier.
+//!
+//! Usage: `verify-bench-server ADDR [EdDSA|ES256|RS256]`. Loopback only; for benchmarks.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Query, State};
+use futures_util_shim::boxed_ready;
+use shared_auth::claims::ACCESS_TOKEN_TYPE;
+use shared_auth::jws::{self, Algorithm, JwkSet, SigningKey};
+use shared_auth::keys::{KeyCache, KeyCacheSettings};
+use shared_auth::revocation::{RevocationSettings, Revocations};
+use shared_auth::service::{self, Readiness, ReadyStatus};
+use shared_auth::time::unix_now_i64;
+use shared_auth::{AccessClaims, Authenticated, Verifier, VerifierSettings};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+const ISSUER: &str = "http://bench.invalid";
+
+#[derive(Clone, FromRef)]
+struct BenchState {
+    verifier: Verifier,
+    minter: Arc<Minter>,
+}
+
+struct Minter {
+    key: SigningKey,
+    kid: String,
+}
+
+/// The trivial handler, unprotected.
+#[utoipa::path(get, path = "/unprotected", responses((status = 200, body = String)))]
+async fn unprotected() -> &'static str {
+    "ok"
+}
+
+/// The same handler behind token verification.
+#[utoipa::path(get, path = "/protected", responses((status = 200, body = String), (status = 401)))]
+async fn protected(_caller: Authenticated) -> &'static str {
+    "ok"
+}
+
+#[derive(serde::Deserialize)]
+struct Count {
+    count: Option<usize>,
+}
+
+/// Mints `count` distinct valid tokens, one per line.
+#[utoipa::path(get, path = "/tokens", responses((status = 200, body = String)))]
+async fn tokens(State(state): State<BenchState>, Query(count): Query<Count>) -> String {
+    let now = unix_now_i64();
+    let mut out = String::new();
+    for _ in 0..count.count.unwrap_or(1).min(200_000) {
+        let claims = AccessClaims {
+            iss: ISSUER.into(),
+            sub: "bench-user".into(),
+            aud: vec!["bench".into()],
+            exp: now + 3600,
+            iat: now,
+            nbf: Some(now),
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            client_id: "platform".into(),
+            scope: Some("profile".into()),
+            roles: vec![],
+            preferred_username: Some("bench".into()),
+            sid: Some("bench-session".into()),
+        };
+        if let Ok(token) = jws::sign_compact(&state.minter.key, &state.minter.kid, ACCESS_TOKEN_TYPE, &claims)
+        {
+            out.push_str(&token);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+mod futures_util_shim {
+    use shared_auth::service::Readiness;
+    use std::future::Future;
+    use std::pin::Pin;
+
+    /// A ready future, boxed, for the readiness callback.
+    pub fn boxed_ready(readiness: Readiness) -> Pin<Box<dyn Future<Output = Readiness> + Send>> {
+        Box::pin(std::future::ready(readiness))
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let address = args.next().unwrap_or_else(|| "127.0.0.1:9090".into());
+    let algorithm: Algorithm =
+        args.next().unwrap_or_else(|| "EdDSA".into()).parse().map_err(anyhow::Error::msg)?;
+    let key = SigningKey::generate(algorithm)?;
+    let kid = key.verifying_key().thumbprint();
+    let keys = KeyCache::new(KeyCacheSettings::new(ISSUER));
+    keys.replace_keys(JwkSet { keys: vec![key.verifying_key().to_jwk(&kid)] })?;
+    let revocations = Revocations::new(RevocationSettings::default(), keys.clone());
+    let verifier = Verifier::new(VerifierSettings::new(ISSUER, "bench"), keys, revocations);
+    let state = BenchState { verifier, minter: Arc::new(Minter { key, kid }) };
+    let api = OpenApiRouter::new()
+        .routes(routes!(unprotected))
+        .routes(routes!(protected))
+        .routes(routes!(tokens))
+        .with_state(state);
+    let readiness: service::ReadinessCheck =
+        Arc::new(|| boxed_ready(Readiness::from_checks([("keys", ReadyStatus::Ready)])));
+    let (app, _) = service::finish_router("verify-bench-server", api, readiness);
+    service::serve(tokio::net::TcpListener::bind(&address).await?, app).await
+}
