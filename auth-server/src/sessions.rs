@@ -37,21 +37,20 @@ pub async fn upsert_revocation(
     not_before: i64,
     expires_at: i64,
 ) -> anyhow::Result<()> {
-    // Portable upsert: delete + insert inside the caller's transaction.
-    sqlx::query("DELETE FROM revocations WHERE kind = $1 AND id = $2")
-        .bind(kind)
-        .bind(id)
-        .execute(&mut *connection)
-        .await
-        .context("failed to replace revocation")?;
-    sqlx::query("INSERT INTO revocations (kind, id, not_before, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(kind)
-        .bind(id)
-        .bind(not_before)
-        .bind(expires_at)
-        .execute(&mut *connection)
-        .await
-        .context("failed to insert revocation")?;
+    // One atomic statement (SQLite and PostgreSQL both speak ON CONFLICT): a delete + insert
+    // pair lets concurrent ends of one session (reuse detected by parallel refreshes) both
+    // insert, and the loser fails on the primary key with a 500.
+    sqlx::query(
+        "INSERT INTO revocations (kind, id, not_before, expires_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (kind, id) DO UPDATE SET not_before = excluded.not_before, expires_at = excluded.expires_at",
+    )
+    .bind(kind)
+    .bind(id)
+    .bind(not_before)
+    .bind(expires_at)
+    .execute(&mut *connection)
+    .await
+    .context("failed to upsert revocation")?;
     Ok(())
 }
 

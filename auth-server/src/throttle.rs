@@ -131,8 +131,11 @@ impl LoginThrottle {
             if failures >= bucket.threshold {
                 let exponent = u32::try_from(failures - bucket.threshold).unwrap_or(u32::MAX).min(20);
                 let lock = (1_i64 << exponent).min(MAX_LOCK_SECS);
+                // Times are whole seconds: a 1 s lock set late in second `now` would end when the
+                // clock next ticks, milliseconds later. One more second makes every lock last at
+                // least its length, and Retry-After stays truthful.
                 sqlx::query("UPDATE login_failures SET locked_until = $1 WHERE bucket = $2")
-                    .bind(now + lock)
+                    .bind(now + lock + 1)
                     .bind(&bucket.key)
                     .execute(&self.pool)
                     .await

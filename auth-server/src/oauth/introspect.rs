@@ -1,6 +1,5 @@
 //! `POST /oauth2/introspect` (RFC 7662), for authenticated clients.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -9,7 +8,7 @@ use shared_auth::time::unix_now_i64;
 use sqlx::Row as _;
 use utoipa::ToSchema;
 
-use super::{OAuthError, OAuthErrorBody, OAuthForm, client_auth};
+use super::{OAuthBody, OAuthError, OAuthErrorBody, OAuthForm, client_auth};
 use crate::routes::no_store_headers;
 use crate::sessions;
 use crate::state::AppState;
@@ -65,7 +64,11 @@ pub struct Introspection {
         (status = 400, description = "invalid_request", body = OAuthErrorBody),
         (status = 401, description = "invalid_client (client authentication is required)", body = OAuthErrorBody),
         (status = 413, description = "Body too large", body = OAuthErrorBody)))]
-pub(crate) async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthBody(body): OAuthBody,
+) -> Response {
     match introspect_token(&state, &headers, &body).await {
         Ok(result) => (no_store_headers(), axum::Json(result)).into_response(),
         Err(error) => error.into_response(),

@@ -9,6 +9,8 @@ mod introspect;
 mod revoke;
 mod token;
 
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -60,6 +62,9 @@ pub enum OAuthError {
     /// 400 `unauthorized_client`: the client may not use this grant.
     #[error("unauthorized_client")]
     UnauthorizedClient,
+    /// 413 `invalid_request`: the body is over the size limit.
+    #[error("invalid_request: body too large")]
+    BodyTooLarge,
     /// 503 `temporarily_unavailable`.
     #[error("temporarily_unavailable")]
     Unavailable,
@@ -91,6 +96,9 @@ impl IntoResponse for OAuthError {
             ),
             Self::InvalidScope(detail) => (StatusCode::BAD_REQUEST, "invalid_scope", Some(detail.clone())),
             Self::UnauthorizedClient => (StatusCode::BAD_REQUEST, "unauthorized_client", None),
+            Self::BodyTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", Some("request body too large".into()))
+            }
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", None),
             Self::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "token endpoint failure");
@@ -112,6 +120,24 @@ impl IntoResponse for OAuthError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
         }
         response
+    }
+}
+
+/// The raw body of an OAuth request. Unlike `Bytes`, whose rejections are plain text, a body
+/// that cannot be read (over the size limit) is answered in the OAuth error format.
+pub(crate) struct OAuthBody(pub(crate) Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for OAuthBody {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(request, state).await {
+            Ok(body) => Ok(Self(body)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(OAuthError::BodyTooLarge)
+            }
+            Err(rejection) => Err(OAuthError::InvalidRequest(rejection.body_text())),
+        }
     }
 }
 

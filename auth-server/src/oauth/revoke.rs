@@ -1,13 +1,12 @@
 //! `POST /oauth2/revoke` (RFC 7009).
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use shared_auth::time::unix_now_i64;
 use sqlx::Row as _;
 
-use super::{OAuthError, OAuthErrorBody, OAuthForm, client_auth};
+use super::{OAuthBody, OAuthError, OAuthErrorBody, OAuthForm, client_auth};
 use crate::routes::login::FIRST_PARTY_CLIENT;
 use crate::routes::no_store_headers;
 use crate::sessions;
@@ -26,7 +25,11 @@ use crate::store::hash_token;
         (status = 400, description = "invalid_request", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
         (status = 413, description = "Body too large", body = OAuthErrorBody)))]
-pub(crate) async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthBody(body): OAuthBody,
+) -> Response {
     match revoke_token(&state, &headers, &body).await {
         Ok(()) => (StatusCode::OK, no_store_headers()).into_response(),
         Err(error) => error.into_response(),

@@ -1,6 +1,5 @@
 //! `POST /oauth2/token`: the `refresh_token` and `client_credentials` grants.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -8,7 +7,7 @@ use secrecy::ExposeSecret as _;
 use shared_auth::time::unix_now_i64;
 use sqlx::Row as _;
 
-use super::{OAuthError, OAuthErrorBody, OAuthForm, client_auth, scope_set};
+use super::{OAuthBody, OAuthError, OAuthErrorBody, OAuthForm, client_auth, scope_set};
 use crate::routes::login::TokenResponse;
 use crate::routes::no_store_headers;
 use crate::sessions;
@@ -34,7 +33,11 @@ use crate::tokens::TokenRequest;
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
         (status = 413, description = "Body too large", body = OAuthErrorBody),
         (status = 503, description = "temporarily_unavailable", body = OAuthErrorBody)))]
-pub(crate) async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthBody(body): OAuthBody,
+) -> Response {
     match grant(&state, &headers, &body).await {
         Ok(response) => (no_store_headers(), axum::Json(response)).into_response(),
         Err(error) => {
@@ -112,7 +115,7 @@ async fn refresh(
 ) -> Result<TokenResponse, OAuthError> {
     // Login tokens belong to the first-party public client, which has no secret; a confidential
     // client that does authenticate must still authenticate correctly.
-    client_auth::authenticate(state, headers, form).await?;
+    let authenticated = client_auth::authenticate(state, headers, form).await?;
     let presented = form.require("refresh_token")?;
     let token_hash = hash_token(presented);
     let now = unix_now_i64();
@@ -138,6 +141,10 @@ async fn refresh(
     }
     if used_at.is_some() {
         return Err(reuse_detected(state, &sid).await);
+    }
+    // RFC 6749 §6: an authenticated client may only redeem refresh tokens issued to it.
+    if authenticated.is_some_and(|client| client.client_id != client_id) {
+        return Err(OAuthError::InvalidGrant("refresh token was issued to another client"));
     }
     if idle_expires_at <= now || session_expires_at <= now {
         return Err(OAuthError::InvalidGrant("refresh token expired"));

@@ -110,3 +110,83 @@ pub fn decode_part(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
+
+/// Calls of the OAuth endpoints, logout and the revocation feed.
+impl TestApp {
+    /// POST /oauth2/token with `grant_type=refresh_token`, without client authentication.
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.post_form("/oauth2/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
+            .await
+    }
+
+    /// Refreshes and asserts success; returns the token response.
+    pub async fn refreshed(&self, refresh_token: &str) -> Value {
+        let response = self.refresh(refresh_token).await;
+        assert_eq!(response.status(), 200, "refresh failed");
+        response.json().await.unwrap()
+    }
+
+    /// POST a form authenticated as a client by HTTP Basic.
+    pub async fn post_form_as(
+        &self,
+        path: &str,
+        client_id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .basic_auth(client_id, Some(secret))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A client-credentials token response (HTTP Basic, registered scopes); asserts 200.
+    pub async fn client_token(&self, client_id: &str, secret: &str) -> Value {
+        let response = self
+            .post_form_as("/oauth2/token", client_id, secret, &[("grant_type", "client_credentials")])
+            .await;
+        assert_eq!(response.status(), 200, "client credentials grant failed");
+        response.json().await.unwrap()
+    }
+
+    /// POST /oauth2/introspect as the given client; asserts 200 and returns the body.
+    pub async fn introspect(&self, client_id: &str, secret: &str, token: &str) -> Value {
+        let response = self.post_form_as("/oauth2/introspect", client_id, secret, &[("token", token)]).await;
+        assert_eq!(response.status(), 200, "introspection failed");
+        response.json().await.unwrap()
+    }
+
+    /// POST /v1/auth/logout with `access_token` as bearer.
+    pub async fn logout(&self, access_token: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/auth/logout", self.url))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The payload of `GET /v1/revocations`, decoded without checking the signature (tests that
+    /// care about the signature check it themselves).
+    pub async fn revocation_list(&self) -> shared_auth::revocation::RevocationList {
+        let response = self.get("/v1/revocations").await;
+        assert_eq!(response.status(), 200);
+        let compact = response.text().await.unwrap();
+        let parts = shared_auth::jws::split_compact(&compact).unwrap();
+        serde_json::from_slice(&parts.payload).unwrap()
+    }
+}
+
+/// The status and JSON body of a response.
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Whether `id` is listed in `entries` (sessions or tokens of a revocation list).
+pub fn lists(entries: &[shared_auth::revocation::RevokedEntry], id: &str) -> bool {
+    entries.iter().any(|entry| entry.id == id)
+}
