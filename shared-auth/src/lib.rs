@@ -61,6 +61,7 @@ pub mod claims;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod extract;
 pub mod fetch;
 pub mod jws;

@@ -316,3 +316,28 @@ pub enum ServiceCommand {
     /// Exit 0 if the service at LISTEN_ADDR answers /healthz (for container health checks).
     Healthcheck,
 }
+
+/// The whole life of a resource service binary: answer `healthcheck`, or build the service
+/// (`build` yields its router and verifier), start the verifier's background refresh and serve
+/// on `listen_addr` until SIGTERM/Ctrl-C. Returns whether the command succeeded (a failed
+/// health check is `Ok(false)`).
+pub async fn run_resource_service<Build>(
+    command: Option<ServiceCommand>,
+    listen_addr: std::net::SocketAddr,
+    build: Build,
+) -> anyhow::Result<bool>
+where
+    Build: std::future::Future<Output = anyhow::Result<(Router, crate::Verifier)>>,
+{
+    use anyhow::Context as _;
+    if let Some(ServiceCommand::Healthcheck) = command {
+        return Ok(healthcheck(listen_addr));
+    }
+    let (app, verifier) = build.await?;
+    verifier.start_background_refresh();
+    let listener = tokio::net::TcpListener::bind(listen_addr)
+        .await
+        .with_context(|| format!("failed to listen on {listen_addr}"))?;
+    serve(listener, app).await?;
+    Ok(true)
+}

@@ -6,11 +6,10 @@ pub mod config;
 pub mod error;
 pub mod profiles;
 
-use anyhow::Context as _;
 use axum::Router;
 use axum::extract::FromRef;
 use shared_auth::Verifier;
-use shared_auth::service::{self, ServiceCommand};
+use shared_auth::service;
 use sqlx::AnyPool;
 
 use crate::config::Config;
@@ -42,14 +41,10 @@ pub fn router(state: AppState) -> Router {
 
 /// Runs the binary: serve (default) or health check.
 pub async fn run(config: Config) -> anyhow::Result<bool> {
-    if let Some(ServiceCommand::Healthcheck) = config.command {
-        return Ok(service::healthcheck(config.listen_addr));
-    }
-    let state = build_state(&config).await?;
-    state.verifier.start_background_refresh();
-    let listener = tokio::net::TcpListener::bind(config.listen_addr)
-        .await
-        .with_context(|| format!("failed to listen on {}", config.listen_addr))?;
-    service::serve(listener, router(state)).await?;
-    Ok(true)
+    let build = async {
+        let state = build_state(&config).await?;
+        let verifier = state.verifier.clone();
+        Ok((router(state), verifier))
+    };
+    service::run_resource_service(config.command, config.listen_addr, build).await
 }
