@@ -12,6 +12,9 @@ use serde::Deserialize;
 
 use crate::fetch::{self, FetchError};
 
+/// After a failed renewal, how long the current token is used before renewal is tried again.
+const RENEWAL_RETRY: Duration = Duration::from_secs(2);
+
 /// Why no service token could be obtained.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceTokenError {
@@ -95,10 +98,13 @@ impl ServiceTokenClient {
                 *cached = Some(fresh);
                 Ok(token)
             }
-            // The auth server is down but our token is still valid: keep using it.
-            Err(error) => match cached.as_ref() {
-                Some(current) if now < current.expires_at => {
+            // The auth server is down but our token is still valid: keep using it, and let the
+            // callers queued behind this attempt use it too instead of each waiting out another
+            // failing call (with a hanging auth server, one timeout each, one after the other).
+            Err(error) => match cached.as_mut() {
+                Some(current) if Instant::now() < current.expires_at => {
                     tracing::warn!(%error, "service token renewal failed; using the current token");
+                    current.renew_at = (Instant::now() + RENEWAL_RETRY).min(current.expires_at);
                     Ok(current.token.clone())
                 }
                 _ => Err(error),
