@@ -202,13 +202,20 @@ async fn a_thousand_tokens_with_forged_kids_cost_the_auth_server_at_most_two_key
     assert!(fetches <= 2, "{fetches} key-set fetches for 1000 forged kids");
     assert_eq!(stack.get(&url, &valid).await.status(), 200);
     // The flood is visible to operators.
-    let metrics = stack.http.get(format!("{}/metrics", stack.users_url())).send().await.unwrap().text().await.unwrap();
+    let metrics =
+        stack.http.get(format!("{}/metrics", stack.users_url())).send().await.unwrap().text().await.unwrap();
     let counter = |name: &str| {
-        metrics.lines().find(|line| line.starts_with(name)).and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        metrics
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
     };
     assert_eq!(counter("unknown_kid_total"), Some(1000.0), "{metrics}");
     assert_eq!(counter(r#"token_rejections_total{reason="unknown_kid"}"#), Some(1000.0), "{metrics}");
-    assert!(counter("jwks_age_seconds").is_some() && counter(r#"jwks_refresh_total{outcome="success"}"#).is_some());
+    assert!(
+        counter("jwks_age_seconds").is_some()
+            && counter(r#"jwks_refresh_total{outcome="success"}"#).is_some()
+    );
 }
 
 #[tokio::test]
