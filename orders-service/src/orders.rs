@@ -21,12 +21,35 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 /// A new order.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewOrder {
-    /// What is ordered: 1-200 characters.
-    #[schema(example = "coffee beans")]
+    /// What is ordered: 1-200 characters, no control characters; surrounding spaces are removed.
+    #[schema(
+        example = "coffee beans",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub item: String,
     /// How many: 1-1000.
     #[schema(example = 2, minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "whole_number")]
     pub quantity: i64,
+}
+
+/// JSON has one number type, and JSON Schema's `integer` (what the document promises) includes
+/// `2.0`: a whole number is accepted in any spelling; `2.5`, or anything beyond exact `f64`
+/// integers, is not.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::de::Error as _;
+    /// Largest integer every `f64` below it represents exactly (2^53).
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(value) = number.as_i64() {
+        return Ok(value);
+    }
+    match number.as_f64() {
+        Some(value) if value.fract() == 0.0 && value.abs() < EXACT => Ok(value as i64),
+        _ => Err(D::Error::custom(format!("invalid number {number}, expected a whole number"))),
+    }
 }
 
 /// A stored order.

@@ -99,9 +99,15 @@ impl Authenticated {
 
 /// Extracts the token from `Authorization: Bearer <token>`. `Ok(None)` when there is no header.
 fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    // The field is not a list (RFC 9110 §5.3): with two, a proxy and this service could each
+    // authorise a different one, so the request is malformed rather than ours to pick from.
+    if values.next().is_some() {
+        return Err(AuthError::InvalidRequest);
+    }
     let value = value.to_str().map_err(|_| AuthError::InvalidRequest)?;
     let (scheme, token) = value.split_once(' ').ok_or(AuthError::InvalidRequest)?;
     let token = token.trim_start_matches(' ');

@@ -203,6 +203,7 @@ pub fn finish_router(title: &str, api: OpenApiRouter, readiness: ReadinessCheck)
         .routes(routes!(metrics_endpoint))
         .with_state(InfraState { readiness, metrics: metrics_handle() });
     let (router, mut openapi) = api.merge(infra).split_for_parts();
+    document_problem_media_type(&mut openapi);
     openapi.info = utoipa::openapi::InfoBuilder::new()
         .title(title)
         .version(env!("CARGO_PKG_VERSION"))
@@ -236,6 +237,40 @@ pub fn finish_router(title: &str, api: OpenApiRouter, readiness: ReadinessCheck)
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         );
     (router, openapi)
+}
+
+/// Problem bodies are sent as `application/problem+json` (RFC 9457), but `#[utoipa::path]`
+/// documents every body as `application/json`. Corrected here, once for every service, so the
+/// document says what the wire carries (clients and contract testers such as Schemathesis check
+/// the media type).
+fn document_problem_media_type(openapi: &mut OpenApi) {
+    use utoipa::openapi::RefOr;
+    let is_problem = |content: &RefOr<utoipa::openapi::Content>| {
+        matches!(content, RefOr::T(content)
+            if matches!(&content.schema, Some(RefOr::Ref(schema)) if schema.ref_location.ends_with("/Problem")))
+    };
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(response) = response else { continue };
+                if response.content.get("application/json").is_some_and(is_problem)
+                    && let Some(content) = response.content.shift_remove("application/json")
+                {
+                    response.content.insert(problem::PROBLEM_JSON.to_owned(), content);
+                }
+            }
+        }
+    }
 }
 
 /// The request span: method, matched route and request id; never headers or the query string,

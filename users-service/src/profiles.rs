@@ -42,7 +42,12 @@ pub struct Profile {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ProfileUpdate {
     /// 1-100 characters, no control characters; surrounding spaces are removed.
-    #[schema(example = "Alice Liddell")]
+    #[schema(
+        example = "Alice Liddell",
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub display_name: String,
 }
 
@@ -169,10 +174,13 @@ async fn get_user(
 
 /// Paging of `GET /v1/users`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
-    /// At most this many (1-500, default 100).
+    /// At most this many (default 100; values outside 1-500 are clamped to it).
+    #[param(value_type = Option<u64>, maximum = 4_294_967_295_u64)]
     pub limit: Option<u32>,
     /// Skip this many.
+    #[param(value_type = Option<u64>, maximum = 4_294_967_295_u64)]
     pub offset: Option<u32>,
 }
 

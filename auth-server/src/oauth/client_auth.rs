@@ -23,10 +23,10 @@ pub(crate) fn presented(headers: &HeaderMap, form: &OAuthForm) -> Result<Option<
         Some(value) => {
             let value = value.to_str().map_err(|_| OAuthError::InvalidClient { basic: true })?;
             let (scheme, encoded) = value.split_once(' ').ok_or(OAuthError::InvalidClient { basic: true })?;
+            // RFC 6749 §5.2: an unsupported authentication method is `invalid_client` (401),
+            // answered with the scheme that is supported.
             if !scheme.eq_ignore_ascii_case("basic") {
-                return Err(OAuthError::InvalidRequest(
-                    "only Basic client authentication is accepted".into(),
-                ));
+                return Err(OAuthError::InvalidClient { basic: true });
             }
             let decoded =
                 STANDARD.decode(encoded.trim()).map_err(|_| OAuthError::InvalidClient { basic: true })?;

@@ -8,7 +8,7 @@ use shared_auth::time::unix_now_i64;
 use sqlx::Row as _;
 use utoipa::ToSchema;
 
-use super::{OAuthBody, OAuthError, OAuthErrorBody, OAuthForm, client_auth};
+use super::{OAuthBody, OAuthError, OAuthErrorBody, OAuthForm, TokenReference, client_auth};
 use crate::routes::no_store_headers;
 use crate::sessions;
 use crate::state::AppState;
@@ -57,8 +57,7 @@ pub struct Introspection {
 /// Tells an authenticated client whether a token is active. Revoked, expired, unknown and
 /// malformed tokens are all just `{"active": false}`.
 #[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth2",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "token=...&token_type_hint=..."),
+    request_body(content = TokenReference, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Token state", body = Introspection),
         (status = 400, description = "invalid_request", body = OAuthErrorBody),

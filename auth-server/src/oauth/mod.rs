@@ -141,8 +141,36 @@ impl<S: Send + Sync> FromRequest<S> for OAuthBody {
     }
 }
 
+/// The form of an introspection (RFC 7662 §2.1) or revocation (RFC 7009 §2.1) request, for the
+/// OpenAPI document only: the body itself is read by [`OAuthForm`].
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct TokenReference {
+    /// The access or refresh token.
+    token: String,
+    /// `access_token` or `refresh_token`; a hint only.
+    token_type_hint: Option<String>,
+    /// Client authentication in the form (`client_secret_post`) instead of HTTP Basic.
+    client_id: Option<String>,
+    /// Client authentication in the form (`client_secret_post`) instead of HTTP Basic.
+    client_secret: Option<String>,
+}
+
 /// A form body as name/value pairs, with RFC 6749 §3.2's rule that no parameter repeats.
 pub(crate) struct OAuthForm(std::collections::HashMap<String, String>);
+
+/// Every parameter an OAuth endpoint here reads. Others are ignored, repeated or not: "the
+/// authorization server MUST ignore unrecognized request parameters" (RFC 6749 §3.1).
+const PARAMETERS: &[&str] = &[
+    "grant_type",
+    "refresh_token",
+    "scope",
+    "audience",
+    "client_id",
+    "client_secret",
+    "token",
+    "token_type_hint",
+];
 
 impl OAuthForm {
     /// Parses an `application/x-www-form-urlencoded` body.
@@ -162,7 +190,7 @@ impl OAuthForm {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| OAuthError::InvalidRequest("malformed form body".into()))?;
         let mut map = std::collections::HashMap::with_capacity(pairs.len());
-        for (name, value) in pairs {
+        for (name, value) in pairs.into_iter().filter(|(name, _)| PARAMETERS.contains(&name.as_str())) {
             if map.insert(name.clone(), value).is_some() {
                 return Err(OAuthError::InvalidRequest(format!("parameter {name} repeated")));
             }

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use shared_auth::time::unix_now_i64;
 use sqlx::Row as _;
 
-use super::{OAuthBody, OAuthError, OAuthErrorBody, OAuthForm, client_auth};
+use super::{OAuthBody, OAuthError, OAuthErrorBody, OAuthForm, TokenReference, client_auth};
 use crate::routes::login::FIRST_PARTY_CLIENT;
 use crate::routes::no_store_headers;
 use crate::sessions;
@@ -18,8 +18,7 @@ use crate::store::hash_token;
 /// RFC 7009 §2.2 requires. Tokens of the first-party login client need no client
 /// authentication; a confidential client's tokens can only be revoked by that client.
 #[utoipa::path(post, path = "/oauth2/revoke", tag = "oauth2",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "token=...&token_type_hint=refresh_token|access_token"),
+    request_body(content = TokenReference, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke"),
         (status = 400, description = "invalid_request", body = OAuthErrorBody),

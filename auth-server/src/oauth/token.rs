@@ -15,6 +15,35 @@ use crate::state::AppState;
 use crate::store::{self, hash_token, new_refresh_token};
 use crate::tokens::TokenRequest;
 
+/// The grants this server offers.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // For the OpenAPI document only: the body is read by `OAuthForm`.
+enum GrantType {
+    /// Rotate a refresh token (RFC 6749 §6).
+    RefreshToken,
+    /// A service token for an authenticated client (RFC 6749 §4.4).
+    ClientCredentials,
+}
+
+/// The form of a token request, for the OpenAPI document only: the body is read by `OAuthForm`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TokenForm {
+    /// Which grant.
+    grant_type: GrantType,
+    /// With `refresh_token`: the refresh token to redeem.
+    refresh_token: Option<String>,
+    /// Space-separated; may only narrow what was granted or registered.
+    scope: Option<String>,
+    /// With `client_credentials`: space-separated audiences, among those registered.
+    audience: Option<String>,
+    /// Client authentication in the form (`client_secret_post`) instead of HTTP Basic.
+    client_id: Option<String>,
+    /// Client authentication in the form (`client_secret_post`) instead of HTTP Basic.
+    client_secret: Option<String>,
+}
+
 /// Issues tokens (RFC 6749 §4.4, §6).
 ///
 /// - `grant_type=refresh_token&refresh_token=...[&scope=...]`: rotates the refresh token.
@@ -25,8 +54,7 @@ use crate::tokens::TokenRequest;
 ///
 /// `password` and every other grant type are `unsupported_grant_type` (RFC 9700 §2.4).
 #[utoipa::path(post, path = "/oauth2/token", tag = "oauth2",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded",
-        description = "grant_type=refresh_token&refresh_token=... or grant_type=client_credentials&scope=..."),
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens (Cache-Control: no-store)", body = TokenResponse),
         (status = 400, description = "invalid_request, invalid_grant, invalid_scope, unsupported_grant_type", body = OAuthErrorBody),

@@ -21,10 +21,10 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// 3-64 characters of a-z, 0-9, `.`, `_`, `-` (folded to lower case).
-    #[schema(example = "alice")]
+    #[schema(example = "alice", min_length = 3, max_length = 64, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     pub username: String,
     /// 8-1024 characters, used exactly as given.
-    #[schema(example = "correct horse battery staple")]
+    #[schema(example = "correct horse battery staple", min_length = 8, max_length = 1024)]
     pub password: String,
 }
 

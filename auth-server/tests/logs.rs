@@ -1,0 +1,44 @@
+//! Secrets never reach the logs. Alone in its test binary: `tracing` caches per call site
+//! whether anyone listens, so a thread-local subscriber in a binary whose other tests run on
+//! threads without one can miss events.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::TestApp;
+
+#[tokio::test(flavor = "current_thread")]
+async fn authorization_headers_passwords_and_tokens_never_reach_the_logs() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    let body = app.registered_login("olga", "olga-secret-password").await;
+    let token = body["access_token"].as_str().unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap();
+    app.client.post(format!("{}/v1/auth/logout", app.url)).bearer_auth(token).send().await.unwrap();
+    app.post_form("/oauth2/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("login succeeded"), "the capture did not see the server's logs");
+    for secret in ["olga-secret-password", token, refresh] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+}

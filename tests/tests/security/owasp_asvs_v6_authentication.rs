@@ -1,0 +1,189 @@
+//! OWASP ASVS 5.0 chapter V6, authentication, at the real auth server: password length and
+//! composition (6.2.1, 6.2.5, 6.2.9), passwords used exactly as given (6.2.8), brute-force
+//! throttling (6.3.1), and failures that do not tell whether an account exists (6.3.8).
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::harness::AuthApp;
+
+/// ASVS 6.2.1: "user set passwords are at least 8 characters in length". Seven characters are
+/// refused (422) however many bytes they take; eight are enough.
+#[tokio::test]
+async fn passwords_shorter_than_8_characters_are_refused() {
+    let auth = AuthApp::start().await;
+    let cases = [
+        ("seven ASCII characters", "1234567", 422),
+        ("seven two-byte characters (14 bytes)", "ééééééé", 422),
+        ("seven four-byte characters (28 bytes)", "🔑🔑🔑🔑🔑🔑🔑", 422),
+        ("empty", "", 422),
+        ("eight ASCII characters", "12345678", 201),
+    ];
+    for (index, (name, password, status)) in cases.iter().enumerate() {
+        assert_eq!(auth.register(&format!("short-{index}"), password).await, *status, "{name}");
+    }
+    assert_eq!(auth.login("short-4", "12345678").await.status(), 200);
+    println!("[ASVS 6.2.1: minimum length] {} cases: all as required", cases.len());
+}
+
+/// ASVS 6.2.9 ("passwords of at least 64 characters are permitted") and 6.2.5 ("passwords of any
+/// composition can be used"): 64, 128 and 1024 characters; spaces only, emoji, scripts other than
+/// Latin, digits only, quotes and backslashes, control characters. Each registers and logs in.
+#[tokio::test]
+async fn long_passwords_of_any_composition_are_accepted() {
+    let auth = AuthApp::start().await;
+    let cases = [
+        ("64 characters", "p".repeat(64)),
+        ("128 characters", "correct horse battery staple ".repeat(5)[..128].to_owned()),
+        ("1024 characters", "é".repeat(1024)),
+        ("spaces only", " ".repeat(12)),
+        ("emoji", "🔑🦀🔒🗝️🔑🦀🔒🗝️".to_owned()),
+        ("Cyrillic, Greek, CJK", "пароль-κωδικός-密码".to_owned()),
+        ("digits only", "0123456789".to_owned()),
+        ("quotes, backslashes, JSON syntax", r#"p"a\s's{"w":[0]}\u0000"#.to_owned()),
+        ("tab and newline", "tab\there\nnewline".to_owned()),
+    ];
+    for (index, (name, password)) in cases.iter().enumerate() {
+        let username = format!("composition-{index}");
+        assert_eq!(auth.register(&username, password).await, 201, "{name}");
+        assert_eq!(auth.login(&username, password).await.status(), 200, "{name}: login");
+    }
+    println!("[ASVS 6.2.5, 6.2.9: length and composition] {} cases: all as required", cases.len());
+}
+
+/// ASVS 6.2.8: "the application verifies the user's password exactly as received ... without any
+/// modifications such as truncation or case transformation": trimmed, case-changed, truncated
+/// (at bcrypt's 72 bytes), Unicode-normalised (NFD for an NFC password) or extended variants of
+/// the right password all fail.
+#[tokio::test]
+async fn passwords_are_verified_exactly_as_given() {
+    let auth = AuthApp::start_with(|config| {
+        config.argon2_memory_kib = 1024;
+        config.argon2_iterations = 1;
+        config.login_failure_threshold = 100;
+    })
+    .await;
+    let password = format!("  Café {}  ", "Long-Passphrase-".repeat(8));
+    assert_eq!(auth.register("exact-user", &password).await, 201);
+    let variants = [
+        ("surrounding spaces trimmed", password.trim().to_owned()),
+        ("upper-cased", password.to_uppercase()),
+        ("lower-cased", password.to_lowercase()),
+        (
+            "truncated to 72 bytes",
+            password.char_indices().take_while(|(at, c)| at + c.len_utf8() <= 72).map(|(_, c)| c).collect(),
+        ),
+        ("Unicode NFD instead of NFC", password.replacen('é', "e\u{301}", 1)),
+        ("one character added", format!("{password}x")),
+    ];
+    for (name, variant) in &variants {
+        assert_ne!(variant, &password, "{name}");
+        assert_eq!(auth.login("exact-user", variant).await.status(), 401, "{name}");
+    }
+    assert_eq!(auth.login("exact-user", &password).await.status(), 200, "the exact password");
+    println!("[ASVS 6.2.8: no modification] {} cases: all as required", variants.len() + 1);
+}
+
+/// ASVS 6.3.1: brute force is throttled as documented (auth-server's throttle module): past
+/// the threshold of failures for one account from one address the login answers 429 with
+/// `Retry-After`, before looking at the password, so even the right one gets 429.
+#[tokio::test]
+async fn repeated_failures_are_throttled_before_the_password_is_checked() {
+    let auth = AuthApp::start_with(|config| {
+        config.argon2_memory_kib = 1024;
+        config.argon2_iterations = 1;
+        config.login_failure_threshold = 3;
+    })
+    .await;
+    assert_eq!(auth.register("guessed-user", "the-real-password").await, 201);
+    for attempt in 0..3 {
+        assert_eq!(auth.login("guessed-user", &format!("guess-{attempt}-password")).await.status(), 401);
+    }
+    let locked = auth.login("guessed-user", "the-real-password").await;
+    assert_eq!(locked.status(), 429, "the right password during the lock");
+    assert!(locked.headers().contains_key("retry-after"));
+    let unknown_locked = {
+        for attempt in 0..3 {
+            auth.login("nobody-here", &format!("guess-{attempt}-password")).await;
+        }
+        auth.login("nobody-here", "any-password").await.status()
+    };
+    assert_eq!(unknown_locked, 429, "unknown accounts are throttled exactly like real ones");
+    println!("[ASVS 6.3.1: brute force] 2 cases: all as required");
+}
+
+/// ASVS 6.3.8: "valid users cannot be deduced from failed authentication challenges, such as ...
+/// error messages, HTTP response codes, or different response times". Unknown user, wrong
+/// password, a username that cannot exist and a too-short password get byte-identical answers
+/// (status, body, headers other than `date` and `x-request-id`); an unknown user costs the same
+/// Argon2 work as a wrong password (real Argon2 parameters here, medians of five).
+#[tokio::test]
+async fn failed_logins_do_not_reveal_whether_the_account_exists() {
+    let auth = AuthApp::start_with(|config| config.login_failure_threshold = 1000).await;
+    assert_eq!(auth.register("existing-user", "existing-password").await, 201);
+    let attempts = [
+        ("wrong password", "existing-user", "wrong-password"),
+        ("unknown user", "unknown-user", "wrong-password"),
+        ("username that cannot exist", "x!", "wrong-password"),
+        ("password below the minimum", "existing-user", "short"),
+        ("wrong password, username in capitals", "EXISTING-USER", "wrong-password"),
+    ];
+    let mut answers = Vec::new();
+    for (name, username, password) in attempts {
+        let response = auth.login(username, password).await;
+        let mut headers: Vec<(String, Vec<u8>)> = response
+            .headers()
+            .iter()
+            .filter(|(header, _)| !matches!(header.as_str(), "date" | "x-request-id"))
+            .map(|(header, value)| (header.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect();
+        headers.sort();
+        let status = response.status().as_u16();
+        answers.push((name, status, headers, response.bytes().await.unwrap().to_vec()));
+    }
+    let (_, status, headers, body) = &answers[0];
+    assert_eq!(*status, 401);
+    for (name, other_status, other_headers, other_body) in &answers[1..] {
+        assert_eq!(
+            (other_status, other_headers, other_body),
+            (status, headers, body),
+            "{name} differs from a wrong password"
+        );
+    }
+
+    let median = |mut samples: Vec<Duration>| {
+        samples.sort();
+        samples[samples.len() / 2]
+    };
+    let mut wrong = Vec::new();
+    let mut unknown = Vec::new();
+    for round in 0..5 {
+        let started = Instant::now();
+        auth.post_json(
+            "/v1/auth/login",
+            &json!({"username": "existing-user", "password": format!("wrong-{round}-password")}),
+        )
+        .await;
+        wrong.push(started.elapsed());
+        let started = Instant::now();
+        auth.post_json(
+            "/v1/auth/login",
+            &json!({"username": format!("ghost-{round}"), "password": format!("wrong-{round}-password")}),
+        )
+        .await;
+        unknown.push(started.elapsed());
+    }
+    let (wrong, unknown) = (median(wrong), median(unknown));
+    // Without the dummy hash an unknown user would answer in well under a tenth of the time.
+    assert!(
+        unknown * 4 >= wrong,
+        "unknown user {unknown:?} vs wrong password {wrong:?}: the dummy hash is missing"
+    );
+    println!(
+        "[ASVS 6.3.8: no account enumeration] {} byte-identical failures; median {:?} unknown vs {:?} wrong password",
+        answers.len(),
+        unknown,
+        wrong
+    );
+}

@@ -1,0 +1,192 @@
+//! RFC 6750, bearer token usage: the `Authorization: Bearer` syntax (§2.1), no other way of
+//! sending a token (§2.2, §2.3), the `WWW-Authenticate` challenge and its error codes (§3,
+//! §3.1), and requests too large for any token.
+
+use serde_json::json;
+use shared_auth::VerifyError;
+
+use super::harness::{
+    Case, Expect, KID_EDDSA, UsersApp, check, header_for, service_claims, sign_json, trusted_keys,
+};
+
+/// RFC 6750 §3: "If the request lacks any authentication information ... the resource server
+/// SHOULD NOT include an error code": 401 with a bare `Bearer` challenge, on every protected
+/// route.
+#[tokio::test]
+async fn no_token_gets_a_bare_bearer_challenge() {
+    let app = UsersApp::start().await;
+    let cases = ["/v1/users/me", "/v1/users", "/v1/users/user-1"]
+        .into_iter()
+        .map(|path| Case {
+            name: format!("GET {path} without Authorization"),
+            authorization: vec![],
+            path,
+            expect: Expect::NoToken,
+        })
+        .collect();
+    check(&app, "RFC 6750 §3: no token", cases).await;
+}
+
+/// RFC 6750 §2.1 (`credentials = "Bearer" 1*SP b64token`) and §3.1 (`invalid_request`, 400:
+/// "the request is ... otherwise malformed"): other schemes, a missing or split token, characters
+/// outside b64token, non-ASCII bytes, and more than one Authorization header (RFC 9110 §5.3: the
+/// field is not a list, so two of them are a malformed request, not a choice for the server).
+/// The scheme is case-insensitive (RFC 9110 §11.1).
+#[tokio::test]
+async fn a_malformed_authorization_header_is_invalid_request() {
+    let app = UsersApp::start().await;
+    let genuine = app.token();
+    let bad = Expect::InvalidRequest;
+    let mut cases: Vec<Case> = [
+        "Basic dXNlcjpwYXNzd29yZA==".to_owned(),
+        "Bearer".to_owned(),
+        "Bearer ".to_owned(),
+        "Bearer    ".to_owned(),
+        "Bearer a b".to_owned(),
+        format!("Token {genuine}"),
+        format!("OAuth {genuine}"),
+        format!("Bearer{genuine}"),
+        format!("Bearer\t{genuine}"),
+        format!("Bearer={genuine}"),
+        genuine.clone(),
+        format!("Bearer {genuine} {genuine}"),
+        format!("Bearer {genuine},"),
+        format!("Bearer \"{genuine}\""),
+        format!("Bearer <{genuine}>"),
+        format!("Bearer {genuine};"),
+    ]
+    .into_iter()
+    .map(|value| Case::header(format!("Authorization: {:.40}", value), value.into_bytes(), bad))
+    .collect();
+    cases.push(Case::header(
+        "non-ASCII byte in the token",
+        [b"Bearer ", genuine.as_bytes(), &[0xe9]].concat(),
+        bad,
+    ));
+    cases.push(Case::header("Latin-1 scheme", b"B\xe9arer abc".to_vec(), bad));
+    let two = |first: &str, second: &str| Case {
+        name: String::new(),
+        authorization: vec![format!("Bearer {first}").into_bytes(), format!("Bearer {second}").into_bytes()],
+        path: "/v1/users/me",
+        expect: bad,
+    };
+    cases.push(Case { name: "two headers: genuine, then garbage".into(), ..two(&genuine, "garbage") });
+    cases.push(Case { name: "two headers: garbage, then genuine".into(), ..two("garbage", &genuine) });
+    cases.push(Case { name: "two headers: the same genuine token twice".into(), ..two(&genuine, &genuine) });
+    // '=' is a b64token character, so this one is syntactically a token, just not a JWS.
+    cases.push(Case::header(
+        "Bearer access_token=<token>",
+        format!("Bearer access_token={genuine}").into_bytes(),
+        Expect::Rejected(VerifyError::Malformed),
+    ));
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        cases.push(Case::header(
+            format!("scheme {scheme:?} is accepted"),
+            format!("{scheme} {genuine}").into_bytes(),
+            Expect::Accepted,
+        ));
+    }
+    cases.push(Case::header(
+        "several spaces before the token are accepted",
+        format!("Bearer   {genuine}").into_bytes(),
+        Expect::Accepted,
+    ));
+    check(&app, "RFC 6750 §2.1, §3.1: invalid_request", cases).await;
+}
+
+/// RFC 6750 §2.3 (and RFC 9700 §4.3.2, which forbids it): a token in the URI query is not an
+/// access token here; the request is unauthenticated. §2.2's form-encoded body parameter is not
+/// supported either.
+#[tokio::test]
+async fn a_token_in_the_query_or_the_body_is_not_accepted() {
+    let app = UsersApp::start().await;
+    let genuine = app.token();
+    let query = app.http.get(format!("{}/v1/users/me?access_token={genuine}", app.url)).send().await.unwrap();
+    let form = app
+        .http
+        .patch(format!("{}/v1/users/me", app.url))
+        .form(&[("access_token", genuine.as_str()), ("display_name", "x")])
+        .send()
+        .await
+        .unwrap();
+    for (name, response) in [("query ?access_token=", query), ("form body access_token=", form)] {
+        let outcome = super::harness::Outcome::read(response).await;
+        assert_eq!(Expect::NoToken.mismatch(&outcome), None, "{name}");
+    }
+    println!("[RFC 6750 §2.2, §2.3: token outside the header] 2 cases: all as required");
+}
+
+/// RFC 6750 §3.1 `insufficient_scope` (403): a valid token without the role, scope or kind of
+/// principal a route needs; the same tokens where they are enough get through.
+#[tokio::test]
+async fn a_valid_token_without_the_needed_scope_is_insufficient_scope() {
+    let app = UsersApp::start().await;
+    let issuer = app.issuer.url.clone();
+    let user = app.token();
+    let service = |scope: &str| {
+        sign_json(
+            &trusted_keys().eddsa,
+            &header_for(KID_EDDSA),
+            &service_claims(&issuer, "users-service", scope),
+        )
+    };
+    let mut admin_claims = app.claims();
+    admin_claims["roles"] = json!(["admin"]);
+    let admin = app.sign_claims(&admin_claims);
+    let mut roles_as_scope = app.claims();
+    roles_as_scope["scope"] = json!("profile orders admin users:read:all");
+    let roles_as_scope = app.sign_claims(&roles_as_scope);
+    let denied = Expect::InsufficientScope;
+    let cases = vec![
+        Case::token("user lists all users (needs role admin)", &user, denied).on("/v1/users"),
+        Case::token("user with scope 'admin' but no admin role lists users", &roles_as_scope, denied)
+            .on("/v1/users"),
+        Case::token("user reads another user's profile", &user, denied).on("/v1/users/someone-else"),
+        Case::token("user with look-alike scope reads another profile", &roles_as_scope, denied)
+            .on("/v1/users/someone-else"),
+        Case::token("service token without users:read reads a profile", service("orders:write"), denied)
+            .on("/v1/users/user-1"),
+        Case::token("service token asks for a user's own profile", service("users:read"), denied),
+        Case::token("service token lists users", service("users:read"), denied).on("/v1/users"),
+        Case::token("admin lists users", &admin, Expect::Accepted).on("/v1/users"),
+        Case::token("service token with users:read reads a profile", service("users:read"), Expect::Accepted)
+            .on("/v1/users/user-1"),
+        Case::token("user reads their own profile by id", &user, Expect::Accepted).on("/v1/users/user-1"),
+    ];
+    check(&app, "RFC 6750 §3.1: insufficient_scope", cases).await;
+}
+
+/// RFC 6750 §3.1 `invalid_token` for a token over the verifier's size cap (8 KiB), and RFC 9110
+/// §15.5 for headers over the HTTP server's limit: a 4xx, never a 5xx or a dropped connection.
+/// Up to hyper's header buffer (about 400 KiB) the token reaches the verifier and is refused
+/// unread as too large; past it hyper answers 431 itself.
+#[tokio::test]
+async fn oversized_tokens_and_headers_get_4xx_never_5xx() {
+    let app = UsersApp::start().await;
+    let too_large = Expect::Rejected(VerifyError::TooLarge);
+    let padded = |bytes: usize| {
+        let mut claims = app.claims();
+        claims["padding"] = json!("p".repeat(bytes * 3 / 4));
+        app.sign_claims(&claims)
+    };
+    let cases = vec![
+        Case::token("signed token of about 10 KB", padded(10 * 1024), too_large),
+        Case::token("signed token of about 100 KB", padded(100 * 1024), too_large),
+        Case::token("64 KB of b64token characters", "a".repeat(64 * 1024), too_large),
+        Case::token("8193 bytes, one over the cap", "a".repeat(8 * 1024 + 1), too_large),
+    ];
+    check(&app, "RFC 6750 §3.1: oversized tokens", cases).await;
+
+    let mut statuses = Vec::new();
+    for kib in [256, 512, 1024] {
+        let value = format!("Bearer {}", "a".repeat(kib * 1024));
+        let response =
+            app.http.get(format!("{}/v1/users/me", app.url)).header("authorization", value).send().await;
+        let status = response
+            .map(|response| response.status().as_u16())
+            .unwrap_or_else(|error| panic!("{kib} KiB header: {error}"));
+        assert!((400..500).contains(&status), "{kib} KiB Authorization header answered {status}");
+        statuses.push(format!("{kib} KiB -> {status}"));
+    }
+    println!("[RFC 9110 §15.5: oversized headers] {}", statuses.join(", "));
+}
