@@ -7,7 +7,7 @@
 #   scripts/schemathesis.sh
 #
 # Installs Schemathesis from PyPI into a virtualenv under the cache dir (reused when present),
-# builds the debug binaries (cargo does nothing when they are current), starts auth-server,
+# builds the debug binaries as the test step does (a no-op when they are current), starts auth-server,
 # users-service and orders-service on free loopback ports with temporary data dirs, logs in as
 # the demo user and runs Schemathesis against each in turn: users-service and orders-service
 # first, auth-server last (its run logs out and trips the login throttle, which would spoil the
@@ -43,7 +43,10 @@ fi
 PYTHON=$VENV/bin/python
 
 # --- binaries ------------------------------------------------------------------------------
-(cd "$ROOT" && cargo build --quiet -p auth-server -p users-service -p orders-service)
+# Built exactly as `cargo test --workspace` builds them (a no-op right after the test step in CI):
+# `cargo build -p ...` alone resolves features without the dev-dependencies and would rebuild
+# much of the dependency tree.
+(cd "$ROOT" && cargo test --workspace --locked --no-run --quiet)
 
 # --- processes, always stopped -------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/schemathesis.XXXXXX")
