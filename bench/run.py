@@ -382,37 +382,45 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    parser.add_argument("--sections", default="signing,verification,login,services",
+                        help="comma-separated subset of: signing, verification, login, services")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
     print("building release binaries ...", file=sys.stderr)
     sh("cargo", "build", "-q", "--release", "-p", "auth-server", "-p", "users-service", "-p", "orders-service", "-p", "bench")
     sh("cargo", "build", "-q", "--release", "-p", "auth-server", "--example", "argon2_bound")
+    sections = set(args.sections.split(","))
     rows = []
-    section_signing(rows, args.quick)
-    section_verification(rows, args.quick)
-    auth, _ = section_login(rows, args.quick)
-    try:
-        section_saturation_latency(rows, auth, args.quick)
-        section_grants(rows, auth, args.quick)
-        section_enumeration(rows, auth)
-    finally:
-        auth.stop()
-    services = section_services(rows)
-    try:
-        section_no_5xx(rows, *services, args.quick)
-    finally:
-        for service in services:
-            service.stop()
-    write(args.output, rows, args.quick)
+    if "signing" in sections:
+        section_signing(rows, args.quick)
+    if "verification" in sections:
+        section_verification(rows, args.quick)
+    if "login" in sections:
+        auth, _ = section_login(rows, args.quick)
+        try:
+            section_saturation_latency(rows, auth, args.quick)
+            section_grants(rows, auth, args.quick)
+            section_enumeration(rows, auth)
+        finally:
+            auth.stop()
+    if "services" in sections:
+        services = section_services(rows)
+        try:
+            section_no_5xx(rows, *services, args.quick)
+        finally:
+            for service in services:
+                service.stop()
+    write(args.output, rows, args.quick, args.sections)
 
 
-def write(path, rows, quick):
+def write(path, rows, quick, sections):
     machine = f"{platform.machine()}, {CORES} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB, {platform.platform()}"
     lines = [
         "# Benchmarks",
         "",
-        "Measured by `python3 bench/run.py" + (" --quick" if quick else "") + "` on " + time.strftime("%Y-%m-%d") + ".",
+        "Measured by `python3 bench/run.py" + (" --quick" if quick else "") + f" --sections {sections}` on "
+        + time.strftime("%Y-%m-%d") + ".",
         f"Machine: {machine}. Shared and noisy: read the ratios, which compare against a baseline",
         "measured in the same run, rather than the absolute numbers. Release builds, loopback only.",
         "",
