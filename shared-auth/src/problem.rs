@@ -4,8 +4,8 @@
 //! body extractors (malformed JSON, wrong content type, oversized body), so a client needs one
 //! error parser for the whole platform.
 
-use axum::extract::rejection::{FormRejection, JsonRejection};
-use axum::extract::{FromRequest, Request};
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -110,25 +110,6 @@ pub struct AppPath<T>(pub T);
 impl From<axum::extract::rejection::PathRejection> for Problem {
     fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
         Problem::new(rejection.status()).with_detail(rejection.body_text())
-    }
-}
-
-/// `axum::Form` with problem-document rejections (used where OAuth does not dictate the shape).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AppForm<T>(pub T);
-
-impl<T, S> FromRequest<S> for AppForm<T>
-where
-    axum::Form<T>: FromRequest<S, Rejection = FormRejection>,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Form::<T>::from_request(request, state).await {
-            Ok(axum::Form(value)) => Ok(Self(value)),
-            Err(rejection) => Err(Problem::new(rejection.status()).with_detail(rejection.body_text())),
-        }
     }
 }
 
