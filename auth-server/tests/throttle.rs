@@ -169,11 +169,60 @@ async fn a_one_second_lock_is_not_cut_short_by_the_next_clock_tick() {
     let address = Some("198.51.100.9".parse().unwrap());
     // Fail late in one second and look again just after the next one starts: ~150 ms later.
     sleep_until_millisecond(850).await;
-    app.state.throttle.record_failure("rhea", address).await.unwrap();
+    let Decision::Allow(attempt) = app.state.throttle.begin("rhea", address).await.unwrap() else {
+        panic!("the first attempt is allowed");
+    };
+    app.state.throttle.record_failure(attempt).await.unwrap();
 
     sleep_until_millisecond(0).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let decision = app.state.throttle.check("rhea", address).await.unwrap();
+    let decision = app.state.throttle.begin("rhea", address).await.unwrap();
 
     assert!(matches!(decision, Decision::Locked { .. }), "a 1 s lock ended after ~150 ms: {decision:?}");
+}
+
+testkit::on_both_backends! {
+    async fn parallel_guesses_get_exactly_the_threshold_of_password_checks(database) {
+        let app = TestApp::start_with(database, cheap_hashing).await;
+        assert_eq!(app.register("sami", "sami-password").await.status(), 201);
+
+        // Forty guesses at once: each is counted before its password is hashed, so only the
+        // first five (the threshold) reach the password check however the requests interleave.
+        let mut guesses = tokio::task::JoinSet::new();
+        for guess in 0..40 {
+            let (client, url) = (app.client.clone(), app.url.clone());
+            guesses.spawn(async move {
+                let body = json!({"username": "sami", "password": format!("guess-number-{guess}")});
+                client.post(format!("{url}/v1/auth/login")).json(&body).send().await.unwrap().status().as_u16()
+            });
+        }
+        let mut statuses = guesses.join_all().await;
+        statuses.sort_unstable();
+
+        assert_eq!(statuses[..5], [401; 5], "{statuses:?}");
+        assert_eq!(statuses[5..], [429; 35], "{statuses:?}");
+        assert_eq!(session_count(&app).await, 0);
+    }
+}
+
+#[tokio::test]
+async fn successful_logins_take_their_attempts_back() {
+    // Threshold 1: an address locks after 10 failures in its window.
+    let app = TestApp::start_with(testkit::TestDatabase::sqlite(), |config| {
+        cheap_hashing(config);
+        config.login_failure_threshold = 1;
+    })
+    .await;
+    assert_eq!(app.register("tess", "tess-password").await.status(), 201);
+    for login in 1..=12 {
+        assert_eq!(app.login("tess", "tess-password").await.status(), 200, "login {login}");
+    }
+
+    // Had the twelve successes stayed counted, the address bucket would lock at the first failure.
+    let mut failures = Vec::new();
+    for name in ["ulla", "vera", "wilma"] {
+        failures.push(app.login(name, "wrong-password").await.status().as_u16());
+    }
+
+    assert_eq!(failures, [401, 401, 401]);
 }

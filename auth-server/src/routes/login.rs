@@ -77,18 +77,32 @@ async fn login(
 ) -> Result<Response, ApiError> {
     // Throttle by the name as typed (folded), whether or not such a user exists, and decide
     // before looking at the password: a locked attempt learns nothing.
+    // The attempt is counted before the password is checked, so parallel guesses cannot all get
+    // past the check while the first ones are still hashing.
     let throttle_name: String = request.username.to_ascii_lowercase().chars().take(64).collect();
-    if let Decision::Locked { retry_after } = state.throttle.check(&throttle_name, address).await? {
-        metrics::counter!("logins_total", "outcome" => "throttled").increment(1);
-        return Err(ApiError::TooManyAttempts { retry_after });
-    }
-    let user = authenticate(&state, &request).await?;
+    let attempt = match state.throttle.begin(&throttle_name, address).await? {
+        Decision::Allow(attempt) => attempt,
+        Decision::Locked { retry_after } => {
+            metrics::counter!("logins_total", "outcome" => "throttled").increment(1);
+            return Err(ApiError::TooManyAttempts { retry_after });
+        }
+    };
+    let user = match authenticate(&state, &request).await {
+        Ok(user) => user,
+        Err(error) => {
+            // No verdict (hashing saturated, database down): the attempt does not count.
+            if let Err(release_error) = state.throttle.release(attempt).await {
+                tracing::warn!(error = %release_error, "failed to release a login attempt");
+            }
+            return Err(error);
+        }
+    };
     let Some(user) = user else {
-        state.throttle.record_failure(&throttle_name, address).await?;
+        state.throttle.record_failure(attempt).await?;
         metrics::counter!("logins_total", "outcome" => "failure").increment(1);
         return Err(ApiError::InvalidCredentials);
     };
-    state.throttle.record_success(&throttle_name, address).await?;
+    state.throttle.record_success(attempt).await?;
     let config = &state.config;
     let scope = config.user_scope.clone();
     let (sid, refresh_token) = store::create_session(
