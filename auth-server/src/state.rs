@@ -29,6 +29,8 @@ pub struct AppState {
     pub verifier: Verifier,
     /// Counts failed logins and locks guessing.
     pub throttle: LoginThrottle,
+    /// Serialises registrations of the same name.
+    pub registrations: RegistrationLocks,
 }
 
 impl AppState {
@@ -43,7 +45,42 @@ impl AppState {
         settings.leeway = Duration::from_secs(30);
         let verifier = Verifier::new(settings, keys, revocations);
         let throttle = LoginThrottle::new(pool.clone(), config.login_failure_threshold);
-        Self { pool, config: Arc::new(config), hasher, tokens, verifier, throttle }
+        let registrations = RegistrationLocks::default();
+        Self { pool, config: Arc::new(config), hasher, tokens, verifier, throttle, registrations }
+    }
+}
+
+/// Registrations of one username run one at a time on a replica. Without this, a burst of
+/// identical registrations all pass the "is the name taken?" check before the first has stored
+/// its account, and all queue for a password hash that only one can use: the rest would wait for
+/// hashing slots, or be shed with 503, instead of getting the 409 they are due. A fixed set of
+/// striped locks bounds memory whatever names are tried; two names that share a stripe merely
+/// take turns. Across replicas the unique index still decides a race.
+#[derive(Clone)]
+pub struct RegistrationLocks {
+    stripes: Arc<[tokio::sync::Mutex<()>]>,
+    hasher: std::hash::RandomState,
+}
+
+impl RegistrationLocks {
+    const STRIPES: usize = 64;
+
+    /// Waits for the lock of `username`'s stripe.
+    pub async fn lock(&self, username: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::BuildHasher as _;
+        // Truncating the hash is fine: any bits pick a stripe.
+        #[allow(clippy::cast_possible_truncation)]
+        let index = self.hasher.hash_one(username) as usize % self.stripes.len();
+        self.stripes[index].lock().await
+    }
+}
+
+impl Default for RegistrationLocks {
+    fn default() -> Self {
+        Self {
+            stripes: (0..Self::STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            hasher: std::hash::RandomState::new(),
+        }
     }
 }
 

@@ -25,9 +25,15 @@ testkit::on_both_backends! {
         assert_eq!(count, 1);
     }
 
-    async fn concurrent_registrations_of_one_name_create_exactly_one_account(database) {
-        let app = TestApp::start(database).await;
-        let attempts = (0..4).map(|_| app.register("racer", "password-racer"));
+    async fn concurrent_registrations_of_one_name_create_one_account_and_the_rest_get_409(database) {
+        // One hashing slot and a 1 ms queue: had the losers queued for a hash they do not need,
+        // they would be shed with 503 instead of being told the name is taken.
+        let app = TestApp::start_with(database, |config| {
+            config.hash_concurrency = Some(1);
+            config.hash_queue_timeout_ms = 1;
+        })
+        .await;
+        let attempts = (0..12).map(|_| app.register("racer", "password-racer"));
         let statuses: Vec<u16> = futures_util::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
         assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
         assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");

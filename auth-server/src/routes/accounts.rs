@@ -55,8 +55,9 @@ async fn register(
 ) -> Result<(StatusCode, AppJson<UserCreated>), ApiError> {
     let username = Username::try_from(request.username.as_str())?;
     let password = Password::try_from(request.password)?;
-    // Cheap rejection of a taken name before the expensive hash; the unique index still
-    // decides a race.
+    // One registration of a name at a time (see `RegistrationLocks`), then a cheap rejection of
+    // a taken name before the expensive hash; the unique index still decides a race.
+    let _registering = state.registrations.lock(username.as_str()).await;
     if store::find_user(&state.pool, &username).await?.is_some() {
         return Err(ApiError::UsernameTaken);
     }
