@@ -75,7 +75,9 @@ pub struct PasswordHasher {
 struct Inner {
     params: Params,
     settings: HashSettings,
-    permits: Semaphore,
+    /// Held by the blocking task itself, so a caller that goes away mid-hash (a client
+    /// disconnect cancels its future) does not free the slot while the hash still runs.
+    permits: Arc<Semaphore>,
     /// One block buffer per permit, allocated on first use and then reused forever.
     buffers: Mutex<Vec<Vec<Block>>>,
     /// A real hash of a random password: unknown users are checked against it so that their
@@ -93,7 +95,7 @@ impl PasswordHasher {
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
-                permits: Semaphore::new(concurrency),
+                permits: Arc::new(Semaphore::new(concurrency)),
                 buffers: Mutex::new(Vec::with_capacity(concurrency)),
                 dummy_hash: Mutex::new(None),
                 settings: HashSettings { concurrency, ..settings },
@@ -146,17 +148,21 @@ impl PasswordHasher {
         F: FnOnce(&Inner, &mut Vec<Block>) -> Result<T, HashError> + Send + 'static,
     {
         let waited = Instant::now();
-        let permit = tokio::time::timeout(self.inner.settings.queue_timeout, self.inner.permits.acquire())
-            .await
-            .map_err(|_| {
-                metrics::counter!("password_hash_rejected_total").increment(1);
-                HashError::Busy
-            })?
-            .map_err(|_| HashError::Busy)?;
+        let permit = tokio::time::timeout(
+            self.inner.settings.queue_timeout,
+            self.inner.permits.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| {
+            metrics::counter!("password_hash_rejected_total").increment(1);
+            HashError::Busy
+        })?
+        .map_err(|_| HashError::Busy)?;
         metrics::histogram!("password_hash_queue_wait_seconds").record(waited.elapsed().as_secs_f64());
         let inner = self.inner.clone();
         let span = tracing::Span::current();
-        let result = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let _entered = span.enter();
             let mut blocks = inner.take_buffer();
             let started = Instant::now();
@@ -166,9 +172,7 @@ impl PasswordHasher {
             result
         })
         .await
-        .map_err(|error| HashError::Internal(error.to_string()))?;
-        drop(permit);
-        result
+        .map_err(|error| HashError::Internal(error.to_string()))?
     }
 }
 
@@ -296,6 +300,34 @@ mod tests {
         .unwrap();
         let _held = hasher.inner.permits.acquire().await.unwrap();
         assert!(matches!(hasher.hash(&secret("password123")).await, Err(HashError::Busy)));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_caller_keeps_its_slot_until_its_hash_is_done() {
+        let hasher = PasswordHasher::new(HashSettings { concurrency: 1, ..fast() }).unwrap();
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let (finish, gate) = std::sync::mpsc::channel::<()>();
+        let worker = hasher.clone();
+        let caller = tokio::spawn(async move {
+            worker
+                .run(move |_, _| {
+                    started_tx.send(()).unwrap();
+                    gate.recv().unwrap();
+                    Ok(())
+                })
+                .await
+        });
+        started.await.unwrap();
+
+        // The client went away: its future is dropped while the blocking hash still runs.
+        caller.abort();
+        assert!(caller.await.unwrap_err().is_cancelled());
+        let in_use = hasher.inner.permits.available_permits();
+        finish.send(()).unwrap();
+        hasher.hash(&secret("password123")).await.unwrap();
+
+        assert_eq!(in_use, 0, "the running hash still holds the only slot");
+        assert_eq!(hasher.inner.buffers.lock().unwrap().len(), 1, "no second buffer was allocated");
     }
 
     #[tokio::test]
