@@ -37,6 +37,8 @@ const WINDOW_SECS: i64 = 15 * 60;
 const MAX_LOCK_SECS: i64 = 15 * 60;
 /// How long a successful login makes an address trusted for the account.
 const TRUST_SECS: i64 = 30 * 24 * 3600;
+/// How far the end of a trust may lag behind the latest login before it is moved forward.
+const TRUST_REFRESH_SECS: i64 = 24 * 3600;
 
 /// How long the provisional lock set by the attempt that reaches a threshold holds off the others
 /// while that attempt is being checked (it is replaced or lifted when the attempt is settled).
@@ -63,6 +65,8 @@ pub enum Decision {
 pub struct Attempt {
     username: String,
     address: Option<IpAddr>,
+    /// Until when the address was already trusted for the account, if it was.
+    trusted_until: Option<i64>,
     counted: Vec<Counted>,
 }
 
@@ -114,9 +118,15 @@ impl LoginThrottle {
         format!("trusted:{username}|{address}")
     }
 
-    async fn is_trusted(&self, username: &str, address: Option<IpAddr>, now: i64) -> anyhow::Result<bool> {
+    /// Until when `address` is trusted for `username`, if it is now.
+    async fn trusted_until(
+        &self,
+        username: &str,
+        address: Option<IpAddr>,
+        now: i64,
+    ) -> anyhow::Result<Option<i64>> {
         let Some(address) = address else {
-            return Ok(false);
+            return Ok(None);
         };
         let until: Option<i64> =
             sqlx::query_scalar("SELECT locked_until FROM login_failures WHERE bucket = $1")
@@ -124,7 +134,7 @@ impl LoginThrottle {
                 .fetch_optional(&self.pool)
                 .await
                 .context("failed to read trusted address")?;
-        Ok(until.is_some_and(|until| until > now))
+        Ok(until.filter(|until| *until > now))
     }
 
     /// Seconds until the longest lock among `buckets` ends (0 when none is locked).
@@ -145,17 +155,11 @@ impl LoginThrottle {
     /// Decides before any password work and, when the attempt may go ahead, counts it.
     pub async fn begin(&self, username: &str, address: Option<IpAddr>) -> anyhow::Result<Decision> {
         let now = unix_now_i64();
-        let trusted = self.is_trusted(username, address, now).await?;
-        let buckets = self.buckets(username, address, trusted);
-        let locked =
-            |seconds: i64| Decision::Locked { retry_after: u64::try_from(seconds).unwrap_or(1).max(1) };
-        // The common locked case answers from reads alone.
-        let longest = self.longest_lock(&buckets, now).await?;
-        if longest > 0 {
-            return Ok(locked(longest));
-        }
+        let trusted_until = self.trusted_until(username, address, now).await?;
+        let buckets = self.buckets(username, address, trusted_until.is_some());
         let provisional_until = now + PROVISIONAL_LOCK_SECS;
-        let mut attempt = Attempt { username: username.to_owned(), address, counted: Vec::new() };
+        let mut attempt =
+            Attempt { username: username.to_owned(), address, trusted_until, counted: Vec::new() };
         for bucket in &buckets {
             // Counts the attempt unless the bucket is locked (then no row comes back), and sets
             // the provisional lock when this attempt reaches the threshold: check, count and
@@ -183,9 +187,10 @@ impl LoginThrottle {
             .await
             .context("failed to count login attempt")?;
             let Some((failures, until)) = counted else {
-                // Another attempt locked this bucket since the read above.
+                // Locked: take back what this attempt counted in the buckets before this one.
                 self.release(attempt).await?;
-                return Ok(locked(self.longest_lock(&buckets, now).await?));
+                let longest = self.longest_lock(&buckets, now).await?;
+                return Ok(Decision::Locked { retry_after: u64::try_from(longest).unwrap_or(1).max(1) });
             };
             attempt.counted.push(Counted {
                 key: bucket.key.clone(),
@@ -234,7 +239,11 @@ impl LoginThrottle {
         for counted in attempt.counted.iter().filter(|counted| counted.key != pair) {
             self.uncount(counted).await?;
         }
+        // Trust lasts 30 days from the latest login; its end is moved at most once a day.
         let now = unix_now_i64();
+        if attempt.trusted_until.is_some_and(|until| until > now + TRUST_SECS - TRUST_REFRESH_SECS) {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO login_failures (bucket, failures, first_failed, locked_until) VALUES ($1, 0, $2, $3) \
              ON CONFLICT (bucket) DO UPDATE SET locked_until = $3",
