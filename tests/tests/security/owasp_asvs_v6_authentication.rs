@@ -1,6 +1,7 @@
 //! OWASP ASVS 5.0 chapter V6, authentication, at the real auth server: password length and
 //! composition (6.2.1, 6.2.5, 6.2.9), passwords used exactly as given (6.2.8), brute-force
-//! throttling (6.3.1), and failures that do not tell whether an account exists (6.3.8).
+//! throttling (6.3.1), also against parallel guesses, and failures that do not tell whether an
+//! account exists (6.3.8).
 
 use std::time::{Duration, Instant};
 
@@ -111,6 +112,34 @@ async fn repeated_failures_are_throttled_before_the_password_is_checked() {
     };
     assert_eq!(unknown_locked, 429, "unknown accounts are throttled exactly like real ones");
     println!("[ASVS 6.3.1: brute force] 2 cases: all as required");
+}
+
+/// ASVS 6.3.1 under concurrency: guesses sent all at once cannot outrun the throttle. Each
+/// attempt is counted before its password is hashed, so of 30 parallel guesses exactly the
+/// threshold (3) reach the password check and the rest get 429 (the load flood found 104 checks
+/// where 5 were allowed before this was so).
+#[tokio::test]
+async fn parallel_guesses_cannot_outrun_the_throttle() {
+    let auth = AuthApp::start_with(|config| {
+        config.argon2_memory_kib = 1024;
+        config.argon2_iterations = 1;
+        config.login_failure_threshold = 3;
+    })
+    .await;
+    assert_eq!(auth.register("raced-user", "the-real-password").await, 201);
+
+    let passwords: Vec<String> = (0..30).map(|guess| format!("parallel-guess-{guess}")).collect();
+    let guesses = passwords.iter().map(|password| auth.login("raced-user", password));
+    let mut statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .iter()
+        .map(|response| response.status().as_u16())
+        .collect();
+    statuses.sort_unstable();
+
+    assert_eq!(statuses[..3], [401; 3], "{statuses:?}");
+    assert_eq!(statuses[3..], [429; 27], "{statuses:?}");
+    println!("[ASVS 6.3.1: parallel brute force] 30 cases: all as required");
 }
 
 /// ASVS 6.3.8: "valid users cannot be deduced from failed authentication challenges, such as ...
