@@ -28,6 +28,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN_DIR = os.path.join(ROOT, "target", "release")  # --bin-dir replaces it
 CORES = os.cpu_count() or 2
+# The accounts the login sections rotate over (created by section_login).
+LOGIN_ACCOUNTS = [f"bench-{index}" for index in range(4 * CORES)]
 
 
 def sh(*args, env=None):
@@ -149,6 +151,20 @@ end
 """)
 
 
+def rotating_login_script(accounts, password="bench-password"):
+    """Each request logs in as the next of `accounts`."""
+    names = ", ".join(json.dumps(name) for name in accounts)
+    return lua_script(f"""
+local names = {{{names}}}
+local index = 0
+function request()
+  index = (index % #names) + 1
+  local body = '{{"username":"' .. names[index] .. '","password":"{password}"}}'
+  return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, body)
+end
+""")
+
+
 def criterion_means(bench_package, bench, names, quick):
     """Runs a criterion bench and returns mean ns per named benchmark."""
     timing = ["--warm-up-time", "1", "--measurement-time", "2" if quick else "5"]
@@ -198,11 +214,21 @@ def section_login(rows, quick, env_extra=None):
     auth.wait_ready()
     try:
         assert http("POST", auth.url + "/v1/users", {"username": "bench", "password": "bench-password"})[0] == 201
-        script = lua(json.dumps({"username": "bench", "password": "bench-password"}))
-        rate, total, non2xx, p99 = wrk(auth.url + "/v1/auth/login", seconds, connections=2 * CORES, script=script)
-        ratio = rate / bound["hashes_per_second"]
-        rows.append(("login throughput ÷ raw Argon2id bound", f"{rate:.1f}/s ÷ {bound['hashes_per_second']:.1f}/s = **{ratio:.2f}**",
-                     "≥ 0.85", f"wrk -c{2 * CORES} on /v1/auth/login vs {CORES} threads hashing, same run; non-2xx: {non2xx}"))
+        # Logins rotate over several accounts, as real traffic does: the throttle allows only a
+        # few unresolved attempts per account and address at once.
+        for name in LOGIN_ACCOUNTS:
+            assert http("POST", auth.url + "/v1/users", {"username": name, "password": "bench-password"})[0] == 201
+        script = rotating_login_script(LOGIN_ACCOUNTS)
+        # Throughput is measured at saturation: with 4 connections per hashing slot one is always
+        # queued while the others are in their database work. At 2 per slot the slots sometimes
+        # idle (the figure is reported beside it).
+        light, light_total, light_non2xx, _ = wrk(auth.url + "/v1/auth/login", seconds, connections=2 * CORES, script=script)
+        rate, total, non2xx, p99 = wrk(auth.url + "/v1/auth/login", seconds, connections=4 * CORES, script=script)
+        total += light_total
+        bound_rate = bound["hashes_per_second"]
+        rows.append(("login throughput ÷ raw Argon2id bound", f"{rate:.1f}/s ÷ {bound_rate:.1f}/s = **{rate / bound_rate:.2f}**",
+                     "≥ 0.85", f"wrk -c{4 * CORES} on /v1/auth/login vs {CORES} threads hashing, same run (at -c{2 * CORES}: "
+                     f"{light:.1f}/s = {light / bound_rate:.2f}); non-2xx: {non2xx + light_non2xx}"))
         # Peak RSS after at least 1,000 logins (the wrk run above already did `total`).
         if total < 1000:
             wrk(auth.url + "/v1/auth/login", max(2, int((1000 - total) / max(rate, 1)) + 1), connections=2 * CORES, script=script)
@@ -262,7 +288,7 @@ def section_verification(rows, quick):
 def section_saturation_latency(rows, auth, quick):
     """Unauthenticated p99 while logins saturate hashing."""
     seconds = 5 if quick else 10
-    script = lua(json.dumps({"username": "bench", "password": "bench-password"}))
+    script = rotating_login_script(LOGIN_ACCOUNTS)
     load = subprocess.Popen(["wrk", "-t1", f"-c{4 * CORES}", f"-d{seconds + 2}s", "-s", script, auth.url + "/v1/auth/login"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1)
