@@ -206,10 +206,39 @@ def section_verify(rows, quick):
                  "`cargo bench -p shared-auth --bench verify`"))
 
 
+def argon2_bound(seconds):
+    """Raw Argon2id hashes per second on CORES threads, with the server's parameters."""
+    example = os.path.join(ROOT, "target", "release", "examples", "argon2_bound")
+    return json.loads(sh(example, str(CORES), str(seconds)))["hashes_per_second"]
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def login_cpu_outside_hashing(seconds, script):
+    """Milliseconds of server CPU per login when hashing costs almost nothing (8 KiB, 1 pass):
+    the work a login does besides its hash, measured in CPU time, which other tenants of a
+    shared machine do not inflate the way they inflate wall-clock rates."""
+    cheap = Service("auth-server", {"ISSUER": lambda s: s.url, "HASH_CONCURRENCY": str(CORES),
+                                    "ARGON2_MEMORY_KIB": "8", "ARGON2_ITERATIONS": "1"})
+    try:
+        cheap.wait_ready()
+        for name in LOGIN_ACCOUNTS:
+            assert http("POST", cheap.url + "/v1/users", {"username": name, "password": "bench-password"})[0] == 201
+        before = cpu_seconds(cheap.process.pid)
+        rate, total, non2xx, _ = wrk(cheap.url + "/v1/auth/login", seconds, connections=4 * CORES, script=script)
+        assert non2xx == 0, f"{non2xx} failed logins"
+        return 1000 * (cpu_seconds(cheap.process.pid) - before) / total
+    finally:
+        cheap.stop()
+
+
 def section_login(rows, quick, env_extra=None):
-    seconds = 5 if quick else 10
-    bound = json.loads(sh("cargo", "run", "-q", "--release", "-p", "auth-server", "--example", "argon2_bound",
-                          "--", str(CORES), str(seconds)))
+    seconds = 3 if quick else 6
     auth = Service("auth-server", dict({"ISSUER": lambda s: s.url, "HASH_CONCURRENCY": str(CORES)}, **(env_extra or {})))
     auth.wait_ready()
     try:
@@ -219,16 +248,30 @@ def section_login(rows, quick, env_extra=None):
         for name in LOGIN_ACCOUNTS:
             assert http("POST", auth.url + "/v1/users", {"username": name, "password": "bench-password"})[0] == 201
         script = rotating_login_script(LOGIN_ACCOUNTS)
-        # Throughput is measured at saturation: with 4 connections per hashing slot one is always
-        # queued while the others are in their database work. At 2 per slot the slots sometimes
-        # idle (the figure is reported beside it).
-        light, light_total, light_non2xx, _ = wrk(auth.url + "/v1/auth/login", seconds, connections=2 * CORES, script=script)
-        rate, total, non2xx, p99 = wrk(auth.url + "/v1/auth/login", seconds, connections=4 * CORES, script=script)
-        total += light_total
-        bound_rate = bound["hashes_per_second"]
-        rows.append(("login throughput ÷ raw Argon2id bound", f"{rate:.1f}/s ÷ {bound_rate:.1f}/s = **{rate / bound_rate:.2f}**",
-                     "≥ 0.85", f"wrk -c{4 * CORES} on /v1/auth/login vs {CORES} threads hashing, same run (at -c{2 * CORES}: "
-                     f"{light:.1f}/s = {light / bound_rate:.2f}); non-2xx: {non2xx + light_non2xx}"))
+        # Rounds of (raw bound, server) back to back, so that a change in what else the shared
+        # machine runs moves both sides of a ratio; the median round is reported. Throughput is
+        # measured at saturation: with 4 connections per hashing slot one is always queued while
+        # the others are in their database work. At 2 per slot the slots sometimes idle (the
+        # figure is reported beside it).
+        rounds, total, non2xx = [], 0, 0
+        for _ in range(3):
+            bound = argon2_bound(seconds)
+            rate, requests, bad, _ = wrk(auth.url + "/v1/auth/login", seconds, connections=4 * CORES, script=script)
+            rounds.append((rate / bound, rate, bound))
+            total, non2xx = total + requests, non2xx + bad
+        rounds.sort()
+        ratio, rate, bound = rounds[len(rounds) // 2]
+        light, requests, bad, _ = wrk(auth.url + "/v1/auth/login", seconds, connections=2 * CORES, script=script)
+        total, non2xx = total + requests, non2xx + bad
+        spread = " / ".join(f"{r:.2f}" for r, _, _ in rounds)
+        rows.append(("login throughput ÷ raw Argon2id bound", f"{rate:.1f}/s ÷ {bound:.1f}/s = **{ratio:.2f}** (rounds: {spread})",
+                     "≥ 0.85", f"median of 3 rounds of {CORES} threads hashing then wrk -c{4 * CORES} on /v1/auth/login, "
+                     f"{seconds} s each (at -c{2 * CORES}: {light:.1f}/s = {light / bound:.2f}); non-2xx: {non2xx}"))
+        overhead_ms = login_cpu_outside_hashing(seconds, script)
+        hash_ms = 1000 * CORES / bound
+        rows.append(("server CPU per login outside hashing ÷ CPU of one hash", f"{overhead_ms:.2f} ms ÷ {hash_ms:.1f} ms = "
+                     f"**{overhead_ms / hash_ms:.3f}**", "reported (a 0.85 ratio leaves 0.18)",
+                     "process CPU time (/proc) per login with 8 KiB × 1 Argon2id, wrk -c8; hash CPU from the median round's bound"))
         # Peak RSS after at least 1,000 logins (the wrk run above already did `total`).
         if total < 1000:
             wrk(auth.url + "/v1/auth/login", max(2, int((1000 - total) / max(rate, 1)) + 1), connections=2 * CORES, script=script)
@@ -236,7 +279,7 @@ def section_login(rows, quick, env_extra=None):
         budget = 30 + CORES * 1.2 * 19
         rows.append((f"auth-server peak RSS after ≥ 1,000 logins (N = {CORES})", f"{peak_mib:.1f} MiB",
                      f"≤ {budget:.0f} MiB (30 + N × 1.2 × 19)", "VmHWM from /proc"))
-        return auth, bound
+        return auth
     except Exception:
         auth.stop()
         raise
@@ -519,7 +562,7 @@ def main():
     if "verification" in sections:
         section_verification(rows, args.quick)
     if "login" in sections:
-        auth, _ = section_login(rows, args.quick)
+        auth = section_login(rows, args.quick)
         try:
             section_saturation_latency(rows, auth, args.quick)
             section_grants(rows, auth, args.quick)
