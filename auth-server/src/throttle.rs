@@ -19,7 +19,7 @@
 //! while the first ones are still hashing: a burst of 100 parallel guesses gets exactly
 //! `threshold` password checks, on every replica together. The attempt is then settled: a failure
 //! turns the provisional lock into the real one, a success (or an attempt that ended in an error
-//! before any verdict) takes its count back.
+//! or was abandoned before any verdict) takes its count back.
 //!
 //! The account-wide bucket is what an attacker could use to lock a victim out, so it never
 //! applies to an address the account has logged in from successfully in the last 30 days: an
@@ -58,11 +58,12 @@ pub enum Decision {
 
 /// A login attempt counted in every bucket that applies to it. Settle it with exactly one of
 /// [`LoginThrottle::record_failure`], [`LoginThrottle::record_success`] or
-/// [`LoginThrottle::release`]; one that is never settled (the client went away mid-check) stays
-/// counted as a failure.
+/// [`LoginThrottle::release`]. One dropped unsettled (the client went away mid-check, which
+/// cancels the handler) is released in the background: its client never saw a verdict.
 #[derive(Debug)]
 #[must_use = "an attempt is settled by record_failure, record_success or release"]
 pub struct Attempt {
+    throttle: LoginThrottle,
     username: String,
     address: Option<IpAddr>,
     /// Until when the address was already trusted for the account, if it was.
@@ -81,7 +82,7 @@ struct Counted {
 }
 
 /// The throttle. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LoginThrottle {
     pool: AnyPool,
     threshold: i64,
@@ -158,8 +159,13 @@ impl LoginThrottle {
         let trusted_until = self.trusted_until(username, address, now).await?;
         let buckets = self.buckets(username, address, trusted_until.is_some());
         let provisional_until = now + PROVISIONAL_LOCK_SECS;
-        let mut attempt =
-            Attempt { username: username.to_owned(), address, trusted_until, counted: Vec::new() };
+        let mut attempt = Attempt {
+            throttle: self.clone(),
+            username: username.to_owned(),
+            address,
+            trusted_until,
+            counted: Vec::new(),
+        };
         for bucket in &buckets {
             // Counts the attempt unless the bucket is locked (then no row comes back), and sets
             // the provisional lock when this attempt reaches the threshold: check, count and
@@ -203,9 +209,10 @@ impl LoginThrottle {
     }
 
     /// Settles a failed attempt: every bucket it brought to or past its threshold locks.
-    pub async fn record_failure(&self, attempt: Attempt) -> anyhow::Result<()> {
+    pub async fn record_failure(&self, mut attempt: Attempt) -> anyhow::Result<()> {
         let now = unix_now_i64();
-        for counted in attempt.counted.iter().filter(|counted| counted.failures >= counted.threshold) {
+        let counted = std::mem::take(&mut attempt.counted);
+        for counted in counted.iter().filter(|counted| counted.failures >= counted.threshold) {
             let exponent = u32::try_from(counted.failures - counted.threshold).unwrap_or(u32::MAX).min(20);
             let lock = (1_i64 << exponent).min(MAX_LOCK_SECS);
             // Times are whole seconds: a 1 s lock set late in second `now` would end when the
@@ -226,17 +233,18 @@ impl LoginThrottle {
 
     /// Settles a successful attempt: clears the account+address count, takes the attempt back
     /// from the other buckets and trusts the address for this account.
-    pub async fn record_success(&self, attempt: Attempt) -> anyhow::Result<()> {
+    pub async fn record_success(&self, mut attempt: Attempt) -> anyhow::Result<()> {
         let Some(address) = attempt.address else {
             return self.release(attempt).await;
         };
+        let counted = std::mem::take(&mut attempt.counted);
         let pair = Self::pair_key(&attempt.username, address);
         sqlx::query("DELETE FROM login_failures WHERE bucket = $1")
             .bind(&pair)
             .execute(&self.pool)
             .await
             .context("failed to clear login failures")?;
-        for counted in attempt.counted.iter().filter(|counted| counted.key != pair) {
+        for counted in counted.iter().filter(|counted| counted.key != pair) {
             self.uncount(counted).await?;
         }
         // Trust lasts 30 days from the latest login; its end is moved at most once a day.
@@ -259,9 +267,9 @@ impl LoginThrottle {
 
     /// Settles an attempt that reached no verdict (an error while checking it): it no longer
     /// counts, and any provisional lock it set is lifted.
-    pub async fn release(&self, attempt: Attempt) -> anyhow::Result<()> {
-        for counted in &attempt.counted {
-            self.uncount(counted).await?;
+    pub async fn release(&self, mut attempt: Attempt) -> anyhow::Result<()> {
+        for counted in std::mem::take(&mut attempt.counted) {
+            self.uncount(&counted).await?;
         }
         Ok(())
     }
@@ -280,5 +288,26 @@ impl LoginThrottle {
         .await
         .context("failed to take back a login attempt")?;
         Ok(())
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        // Settling takes `counted` out; anything left means the attempt was abandoned.
+        let counted = std::mem::take(&mut self.counted);
+        if counted.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let throttle = self.throttle.clone();
+        runtime.spawn(async move {
+            for counted in &counted {
+                if let Err(error) = throttle.uncount(counted).await {
+                    tracing::warn!(error = %error, "failed to release an abandoned login attempt");
+                }
+            }
+        });
     }
 }

@@ -226,3 +226,35 @@ async fn successful_logins_take_their_attempts_back() {
 
     assert_eq!(failures, [401, 401, 401]);
 }
+
+#[tokio::test]
+async fn an_abandoned_attempt_is_taken_back() {
+    // Threshold 1: the attempt sets a provisional lock on its account + address bucket.
+    let app = TestApp::start_with(testkit::TestDatabase::sqlite(), |config| {
+        config.login_failure_threshold = 1;
+    })
+    .await;
+    let address = Some("198.51.100.10".parse().unwrap());
+    let Decision::Allow(attempt) = app.state.throttle.begin("sven", address).await.unwrap() else {
+        panic!("the first attempt is allowed");
+    };
+
+    // The client went away before a verdict: the handler, and the attempt with it, is dropped.
+    drop(attempt);
+    let pair = "pair:sven|198.51.100.10";
+    let mut row: (i64, i64) = (-1, -1);
+    for _ in 0..500 {
+        row = sqlx::query_as("SELECT failures, locked_until FROM login_failures WHERE bucket = $1")
+            .bind(pair)
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+        if row == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    assert_eq!(row, (0, 0), "(failures, locked_until) of the abandoned attempt's bucket");
+    assert!(matches!(app.state.throttle.begin("sven", address).await.unwrap(), Decision::Allow(_)));
+}
