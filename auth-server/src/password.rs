@@ -163,6 +163,7 @@ impl PasswordHasher {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            lower_thread_priority();
             let _entered = span.enter();
             let mut blocks = inner.take_buffer();
             let started = Instant::now();
@@ -174,6 +175,24 @@ impl PasswordHasher {
         .await
         .map_err(|error| HashError::Internal(error.to_string()))?
     }
+}
+
+/// Hashing is throughput work on threads of its own; serving requests is latency work. Running
+/// the hashing threads at nice +10 lets the scheduler preempt a hash for a request at once,
+/// instead of after a whole time slice, when logins keep every core busy. Once per thread (an
+/// unprivileged thread cannot raise its priority again, and blocking threads are reused: other
+/// blocking work that later lands on such a thread, key generation or writing a cache file, is
+/// background work too). Linux only; a failure only costs latency and is ignored.
+fn lower_thread_priority() {
+    thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    LOWERED.with(|lowered| {
+        if !lowered.replace(true) {
+            #[cfg(target_os = "linux")]
+            {
+                let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
+            }
+        }
+    });
 }
 
 impl Inner {
@@ -328,6 +347,19 @@ mod tests {
 
         assert_eq!(in_use, 0, "the running hash still holds the only slot");
         assert_eq!(hasher.inner.buffers.lock().unwrap().len(), 1, "no second buffer was allocated");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashes_run_at_a_lower_cpu_priority_than_requests() {
+        let hasher = PasswordHasher::new(fast()).unwrap();
+        let own = || rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let before = own();
+
+        let hashing = hasher.run(move |_, _| Ok(own())).await.unwrap();
+
+        assert_eq!(hashing, before.max(10), "nice value of a hashing thread (the test began at {before})");
+        assert_eq!(own(), before, "the request thread keeps its priority");
     }
 
     #[tokio::test]
