@@ -60,6 +60,10 @@ die() { log "ERROR: $*"; exit 1; }
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 
+# The command line as given: the loop below shifts it away, and the re-run under sudo
+# (ensure_root) needs all of it.
+ORIGINAL_ARGS=("$@")
+
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) ONLY="$2"; shift 2 ;;
@@ -413,7 +417,7 @@ step_services() {
 
 # --- main ----------------------------------------------------------------------------------------
 if want base || want postgres; then
-    ensure_root "$@"
+    ensure_root "${ORIGINAL_ARGS[@]+"${ORIGINAL_ARGS[@]}"}"
     mkdir -p "$AIRGAP_CACHE"
     # Two concurrent runs (parallel CI jobs) would fight over the same cache files.
     exec 9>"${AIRGAP_CACHE}/.lock"
