@@ -2,7 +2,7 @@
 # Air-gapped image build: every image the stack needs, without pulling from any container registry.
 #
 # Why this exists: CI machines (and some production sites) reach the Debian package mirror but no
-# container registry, so `FROM rust`, `FROM distroless` and `image: postgres:16` cannot work there.
+# container registry, so `FROM rust`, `FROM distroless` and `image: postgres:15` cannot work there.
 # Users on the internet use deploy/Dockerfile + deploy/docker-compose.yml; this script produces
 # drop-in local replacements that deploy/docker-compose.airgap.yml points compose at.
 #
