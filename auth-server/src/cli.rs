@@ -18,7 +18,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => crate::run(config).await.map(|()| ExitCode::SUCCESS),
-        Command::Healthcheck => Ok(if shared_auth::service::healthcheck(config.listen_addr) {
+        Command::Healthcheck => Ok(if service_kit::healthcheck(config.listen_addr) {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE

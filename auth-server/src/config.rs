@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
-use shared_auth::db::{StorageArgs, parse_secret};
+use service_kit::db::{StorageArgs, parse_secret};
 use shared_auth::jws::Algorithm;
 
 use crate::keyring::KeyRingSettings;

@@ -2,8 +2,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use service_kit::problem::{self, Problem};
 use shared_auth::AuthError;
-use shared_auth::problem::{self, Problem};
 
 use crate::domain::InvalidInput;
 use crate::password::HashError;

@@ -103,7 +103,7 @@ impl KeyRing {
         settings: KeyRingSettings,
         issuer: &str,
     ) -> anyhow::Result<Self> {
-        let verifier_keys = KeyCache::new(KeyCacheSettings::new(issuer));
+        let verifier_keys = KeyCache::new(KeyCacheSettings::new(issuer))?;
         let ring =
             Self { inner: Arc::new(Inner { pool, settings, state: RwLock::new(None), verifier_keys }) };
         if ring.reload().await.is_err() {

@@ -19,13 +19,12 @@ pub mod store;
 pub mod throttle;
 pub mod tokens;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use futures_util::FutureExt as _;
-use shared_auth::service::{self, Readiness, ReadinessCheck, ReadyStatus};
+use service_kit::App;
+use service_kit::readiness::database_readiness;
 
 use crate::config::Config;
 use crate::keyring::KeyRing;
@@ -40,7 +39,7 @@ pub const SQLITE_FILE: &str = "auth.sqlite";
 
 /// Connects the database, runs migrations, loads (or creates) the signing keys.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let pool = shared_auth::db::connect(&config.storage, SQLITE_FILE, &MIGRATOR).await?;
+    let pool = service_kit::db::connect(&config.storage, SQLITE_FILE, &MIGRATOR).await?;
     let keyring = KeyRing::load_or_init(pool.clone(), config.key_ring_settings()?, &config.issuer())
         .await
         .context("failed to load signing keys")?;
@@ -50,20 +49,8 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 
 /// The full HTTP application for a state.
 pub fn router(state: AppState) -> Router {
-    let pool = state.pool.clone();
-    let readiness: ReadinessCheck = Arc::new(move || {
-        let pool = pool.clone();
-        async move { Readiness::from_checks([("database", service::database_status(&pool).await)]) }.boxed()
-    });
-    let (router, _openapi) = service::finish_router("auth-server", routes::api(state), readiness);
-    router
-}
-
-/// The OpenAPI document (for tests and tooling).
-pub fn openapi(state: AppState) -> utoipa::openapi::OpenApi {
-    let readiness: ReadinessCheck =
-        Arc::new(|| async { Readiness::from_checks([("none", ReadyStatus::Ready)]) }.boxed());
-    service::finish_router("auth-server", routes::api(state), readiness).1
+    let readiness = database_readiness(state.pool.clone());
+    App::new("auth-server", routes::api(state), readiness).build().0
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
@@ -75,5 +62,5 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen_addr)
         .await
         .with_context(|| format!("failed to listen on {listen_addr}"))?;
-    service::serve(listener, router(state)).await
+    service_kit::serve(listener, router(state)).await
 }

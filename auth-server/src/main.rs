@@ -7,7 +7,7 @@ use clap::Parser as _;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = auth_server::config::Cli::parse();
-    shared_auth::service::init_telemetry();
+    service_kit::init_telemetry();
     match auth_server::cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {

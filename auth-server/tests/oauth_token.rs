@@ -497,7 +497,7 @@ async fn a_generic_oauth_client_gets_a_verifiable_service_token_using_only_the_m
 #[tokio::test]
 async fn an_oversized_body_is_refused_in_the_oauth_error_format_at_every_oauth_endpoint() {
     let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
-    let padding = "x".repeat(shared_auth::service::MAX_BODY_BYTES + 1);
+    let padding = "x".repeat(service_kit::MAX_BODY_BYTES + 1);
 
     for path in [TOKEN, "/oauth2/revoke", "/oauth2/introspect"] {
         let response =

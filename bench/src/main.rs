@@ -1,5 +1,5 @@
 //! `verify-bench-server`: the same trivial route twice, `/unprotected` and `/protected` (behind
-//! shared-auth's `Authenticated`), inside the full shared-auth layer stack, so the load harness
+//! shared-auth's `Authenticated`), inside the full service-kit layer stack, so the load harness
 //! can report the cost of token verification as a ratio. It also mints tokens for the harness
 //! (`GET /tokens?count=N` → one per line) with its own key, which it installs in its verifier.
 //!
@@ -8,12 +8,11 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRef, Query, State};
-use futures_util_shim::boxed_ready;
+use service_kit::{App, Readiness, ReadyStatus};
 use shared_auth::claims::ACCESS_TOKEN_TYPE;
 use shared_auth::jws::{self, Algorithm, JwkSet, SigningKey};
 use shared_auth::keys::{KeyCache, KeyCacheSettings};
 use shared_auth::revocation::{RevocationSettings, Revocations};
-use shared_auth::service::{self, Readiness, ReadyStatus};
 use shared_auth::time::unix_now_i64;
 use shared_auth::{AccessClaims, Authenticated, Verifier, VerifierSettings};
 use utoipa_axum::router::OpenApiRouter;
@@ -78,17 +77,6 @@ async fn tokens(State(state): State<BenchState>, Query(count): Query<Count>) -> 
     out
 }
 
-mod futures_util_shim {
-    use shared_auth::service::Readiness;
-    use std::future::Future;
-    use std::pin::Pin;
-
-    /// A ready future, boxed, for the readiness callback.
-    pub fn boxed_ready(readiness: Readiness) -> Pin<Box<dyn Future<Output = Readiness> + Send>> {
-        Box::pin(std::future::ready(readiness))
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -97,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         args.next().unwrap_or_else(|| "EdDSA".into()).parse().map_err(anyhow::Error::msg)?;
     let key = SigningKey::generate(algorithm)?;
     let kid = key.verifying_key().thumbprint();
-    let keys = KeyCache::new(KeyCacheSettings::new(ISSUER));
+    let keys = KeyCache::new(KeyCacheSettings::new(ISSUER))?;
     keys.replace_keys(JwkSet { keys: vec![key.verifying_key().to_jwk(&kid)] })?;
     let revocations = Revocations::new(RevocationSettings::default(), keys.clone());
     let verifier = Verifier::new(VerifierSettings::new(ISSUER, "bench"), keys, revocations);
@@ -107,8 +95,10 @@ async fn main() -> anyhow::Result<()> {
         .routes(routes!(protected))
         .routes(routes!(tokens))
         .with_state(state);
-    let readiness: service::ReadinessCheck =
-        Arc::new(|| boxed_ready(Readiness::from_checks([("keys", ReadyStatus::Ready)])));
-    let (app, _) = service::finish_router("verify-bench-server", api, readiness);
-    service::serve(tokio::net::TcpListener::bind(&address).await?, app).await
+    let readiness = Arc::new(|| {
+        Box::pin(std::future::ready(Readiness::from_checks([("keys", ReadyStatus::Ready)])))
+            as futures_util::future::BoxFuture<'static, Readiness>
+    });
+    let (app, _) = App::new("verify-bench-server", api, readiness).build();
+    service_kit::serve(tokio::net::TcpListener::bind(&address).await?, app).await
 }

@@ -2,24 +2,28 @@
 //! customer's display name comes from users-service, called with this service's own
 //! client-credentials token, and is optional: with users-service down, orders still work.
 
-pub mod config;
-pub mod error;
 pub mod orders;
+pub mod settings;
 pub mod users_client;
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::FromRef;
+use service_kit::{ResourceService, Resources};
 use shared_auth::Verifier;
-use shared_auth::service;
 use sqlx::AnyPool;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::config::Config;
+use crate::settings::Settings;
 use crate::users_client::UsersClient;
 
 /// Embedded migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The service: name (and token audience), default address, migrations.
+pub static SERVICE: ResourceService<Settings> = ResourceService::new("orders-service", "127.0.0.1:8082")
+    .about("Orders, protected by access tokens verified locally; asks users-service for display names.")
+    .migrations(&MIGRATOR);
 
 /// Everything a handler needs.
 #[derive(Clone, FromRef)]
@@ -32,32 +36,14 @@ pub struct AppState {
     pub users: UsersClient,
 }
 
-/// Connects and migrates the database and builds the verifier and the users-service client.
-pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
-    let pool = shared_auth::db::connect(&config.storage, "orders.sqlite", &MIGRATOR).await?;
-    let verifier = config.auth.verifier(&config.audience, &config.storage.data_dir);
+/// The service's routes.
+pub fn api(resources: Resources, settings: &Settings) -> anyhow::Result<OpenApiRouter> {
     let users = UsersClient::new(
-        &config.users_service_url,
-        &config.auth.auth_issuer,
-        &config.client_id,
-        config.client_secret.clone(),
-        Duration::from_millis(config.users_service_timeout_ms),
-    );
-    Ok(AppState { pool, verifier, users })
-}
-
-/// The full HTTP application.
-pub fn router(state: AppState) -> Router {
-    let readiness = service::resource_readiness(state.pool.clone(), state.verifier.clone());
-    service::finish_router("orders-service", orders::router().with_state(state), readiness).0
-}
-
-/// Runs the binary: serve (default) or health check.
-pub async fn run(config: Config) -> anyhow::Result<bool> {
-    let build = async {
-        let state = build_state(&config).await?;
-        let verifier = state.verifier.clone();
-        Ok((router(state), verifier))
-    };
-    service::run_resource_service(config.command, config.listen_addr, build).await
+        &settings.users_service_url,
+        &resources.verifier.settings().issuer,
+        &settings.client_id,
+        settings.client_secret.clone(),
+        Duration::from_millis(settings.users_service_timeout_ms),
+    )?;
+    Ok(orders::router().with_state(AppState { pool: resources.pool, verifier: resources.verifier, users }))
 }

@@ -1,19 +1,5 @@
 //! `orders-service` binary.
 
-use std::process::ExitCode;
-
-use clap::Parser as _;
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let config = orders_service::config::Config::parse();
-    shared_auth::service::init_telemetry();
-    match orders_service::run(config).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "orders-service failed");
-            ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    orders_service::SERVICE.main(orders_service::api)
 }

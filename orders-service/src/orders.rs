@@ -3,8 +3,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use service_kit::problem::{AppJson, AppPath, Problem};
+use service_kit::{ProtectedResponses, ServiceError as ApiError};
 use shared_auth::AuthenticatedUser;
-use shared_auth::problem::{AppJson, AppPath, Problem};
 use shared_auth::time::unix_now_i64;
 use sqlx::{AnyPool, Row as _};
 use utoipa::ToSchema;
@@ -12,7 +13,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::error::ApiError;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_order, list_orders)).routes(routes!(get_order))
@@ -119,13 +119,10 @@ async fn find(pool: &AnyPool, id: &str) -> Result<Option<Order>, sqlx::Error> {
     request_body = NewOrder,
     responses(
         (status = 201, description = "Order created", body = Order),
-        (status = 400, description = "Malformed JSON or Authorization header", body = Problem),
-        (status = 401, description = "Missing or invalid token", body = Problem),
-        (status = 403, description = "Service tokens cannot order", body = Problem),
         (status = 413, description = "Body too large", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid item or quantity", body = Problem),
-        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+        ProtectedResponses))]
 async fn create_order(
     State(state): State<AppState>,
     user: AuthenticatedUser,
@@ -160,10 +157,7 @@ async fn create_order(
 #[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's orders", body = Vec<Order>),
-        (status = 400, description = "Malformed Authorization header", body = Problem),
-        (status = 401, description = "Missing or invalid token", body = Problem),
-        (status = 403, description = "Service tokens have no orders", body = Problem),
-        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+        ProtectedResponses))]
 async fn list_orders(
     State(state): State<AppState>,
     user: AuthenticatedUser,
@@ -182,11 +176,8 @@ async fn list_orders(
     params(("id" = String, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 400, description = "Malformed Authorization header", body = Problem),
-        (status = 401, description = "Missing or invalid token", body = Problem),
-        (status = 403, description = "Service tokens have no orders", body = Problem),
         (status = 404, description = "No such order, or not the caller's", body = Problem),
-        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+        ProtectedResponses))]
 async fn get_order(
     State(state): State<AppState>,
     user: AuthenticatedUser,

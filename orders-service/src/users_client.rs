@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use shared_auth::fetch::{HttpClientError, bounded_client};
 use shared_auth::{ServiceTokenClient, ServiceTokenSettings};
 
 /// Fetches display names from users-service.
@@ -28,18 +29,20 @@ impl UsersClient {
         client_id: &str,
         client_secret: Option<SecretString>,
         timeout: Duration,
-    ) -> Self {
-        let tokens = client_secret.map(|client_secret| {
-            ServiceTokenClient::new(ServiceTokenSettings {
-                issuer: issuer.to_owned(),
-                client_id: client_id.to_owned(),
-                client_secret,
-                scope: Some("users:read".into()),
-                timeout,
+    ) -> Result<Self, HttpClientError> {
+        let tokens = client_secret
+            .map(|client_secret| {
+                ServiceTokenClient::new(ServiceTokenSettings {
+                    issuer: issuer.to_owned(),
+                    client_id: client_id.to_owned(),
+                    client_secret,
+                    scope: Some("users:read".into()),
+                    timeout,
+                })
             })
-        });
-        let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_default();
-        Self { http, base_url: base_url.trim_end_matches('/').to_owned(), tokens }
+            .transpose()?;
+        let http = bounded_client(timeout)?;
+        Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned(), tokens })
     }
 
     /// The display name of user `id`, or `None` if it cannot be had right now. A user who has

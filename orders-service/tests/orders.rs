@@ -1,7 +1,6 @@
 //! orders-service endpoints on both backends, with users-service and a fake issuer running.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use clap::Parser as _;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use testkit::{FakeIssuer, TestDatabase};
@@ -14,13 +13,15 @@ struct TestApp {
 }
 
 async fn start_users_service(issuer: &FakeIssuer, database: &TestDatabase) -> String {
-    let mut config = users_service::config::Config::parse_from(["users-service"]);
-    config.auth.auth_issuer = issuer.url.clone();
-    config.storage.database_url = Some(SecretString::from(database.url.clone()));
-    config.storage.data_dir = database.dir.path().to_path_buf();
-    let state = users_service::build_state(&config).await.unwrap();
-    state.verifier.keys().refresh().await.unwrap();
-    testkit::serve(users_service::router(state)).await
+    testkit::start_resource_service(
+        &users_service::SERVICE,
+        users_service::api,
+        &issuer.url,
+        database,
+        |_| {},
+    )
+    .await
+    .url
 }
 
 impl TestApp {
@@ -34,16 +35,19 @@ impl TestApp {
         } else {
             "http://127.0.0.1:9".to_owned()
         };
-        let mut config = orders_service::config::Config::parse_from(["orders-service"]);
-        config.auth.auth_issuer = issuer.url.clone();
-        config.users_service_url = users_url;
-        config.client_secret = Some(SecretString::from("test-secret".to_owned()));
-        config.users_service_timeout_ms = 500;
-        config.storage.database_url = Some(SecretString::from(database.url.clone()));
-        config.storage.data_dir = database.dir.path().to_path_buf();
-        let state = orders_service::build_state(&config).await.unwrap();
-        state.verifier.keys().refresh().await.unwrap();
-        let url = testkit::serve(orders_service::router(state)).await;
+        let url = testkit::start_resource_service(
+            &orders_service::SERVICE,
+            orders_service::api,
+            &issuer.url,
+            &database,
+            |config| {
+                config.service.users_service_url = users_url;
+                config.service.client_secret = Some(SecretString::from("test-secret".to_owned()));
+                config.service.users_service_timeout_ms = 500;
+            },
+        )
+        .await
+        .url;
         Self { url, issuer, client: reqwest::Client::new(), _databases: vec![database, users_database] }
     }
 

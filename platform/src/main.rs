@@ -56,17 +56,21 @@ async fn main() -> ExitCode {
 
 /// Child mode: one service, configured entirely from the environment the supervisor set.
 async fn run_service(service: &str) -> anyhow::Result<()> {
-    shared_auth::service::init_telemetry();
+    service_kit::init_telemetry();
     let ok = match service {
         "auth-server" => {
             auth_server::cli::run(auth_server::config::Cli::parse_from(["auth-server"])).await?;
             true
         }
         "users-service" => {
-            users_service::run(users_service::config::Config::parse_from(["users-service"])).await?
+            users_service::SERVICE
+                .run(users_service::SERVICE.config_from(["users-service"])?, users_service::api)
+                .await?
         }
         "orders-service" => {
-            orders_service::run(orders_service::config::Config::parse_from(["orders-service"])).await?
+            orders_service::SERVICE
+                .run(orders_service::SERVICE.config_from(["orders-service"])?, orders_service::api)
+                .await?
         }
         other => anyhow::bail!("unknown service {other}"),
     };
@@ -141,7 +145,7 @@ async fn supervise(args: Args) -> anyhow::Result<()> {
     let mut stdin_open = true;
     loop {
         tokio::select! {
-            () = shared_auth::service::shutdown_signal() => break,
+            () = service_kit::shutdown_signal() => break,
             line = lines.next_line(), if stdin_open => match line {
                 Ok(Some(_)) => {
                     if stack.auth.is_some() {

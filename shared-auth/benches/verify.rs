@@ -19,7 +19,7 @@ use shared_auth::{AccessClaims, KeyCache, Verifier, VerifierSettings};
 /// A verifier over `forger`'s key that never contacts anything; `cache_capacity: 0` disables
 /// the verified-token cache (moka stores nothing at capacity zero).
 fn verifier(forger: &Forger, cache_capacity: u64) -> Verifier {
-    let keys = KeyCache::new(common::key_cache_settings(ISSUER));
+    let keys = KeyCache::new(common::key_cache_settings(ISSUER)).unwrap();
     keys.replace_keys(forger.jwks()).unwrap();
     let mut settings = VerifierSettings::new(ISSUER, AUDIENCE);
     settings.cache_capacity = cache_capacity;

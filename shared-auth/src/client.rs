@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use crate::fetch::{self, FetchError};
+use crate::fetch::{self, FetchError, HttpClientError};
 
 /// After a failed renewal, how long the current token is used before renewal is tried again.
 const RENEWAL_RETRY: Duration = Duration::from_secs(2);
@@ -55,6 +55,15 @@ pub struct ServiceTokenClient {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for ServiceTokenClient {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ServiceTokenClient")
+            .field("client_id", &self.inner.settings.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     settings: ServiceTokenSettings,
     http: reqwest::Client,
@@ -71,16 +80,16 @@ struct TokenResponse {
 
 impl ServiceTokenClient {
     /// Creates the client; nothing is fetched until the first call.
-    pub fn new(settings: ServiceTokenSettings) -> Self {
-        let http = fetch::bounded_client(settings.timeout);
-        Self {
+    pub fn new(settings: ServiceTokenSettings) -> Result<Self, HttpClientError> {
+        let http = fetch::bounded_client(settings.timeout)?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 http,
                 token_endpoint: RwLock::new(None),
                 cached: tokio::sync::Mutex::new(None),
             }),
-        }
+        })
     }
 
     /// A valid access token: the cached one, or a fresh one when it is about to expire.

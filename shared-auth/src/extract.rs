@@ -1,7 +1,7 @@
 //! axum extractors: `Authenticated` for any valid token, scope and role checks that yield 403.
 //!
-//! Responses follow RFC 6750 §3: no token → 401 with a bare `Bearer` challenge; a malformed
-//! `Authorization` header → 400 `invalid_request`; a bad token → 401 `invalid_token`; a valid
+//! Responses follow RFC 6750 §3: no token, or credentials of another scheme (`Basic …`) → 401
+//! with a bare `Bearer` challenge; a malformed `Bearer` header → 400 `invalid_request`; a bad token → 401 `invalid_token`; a valid
 //! token without the needed scope or role → 403 `insufficient_scope`. Missing keys → 503, never a
 //! 401 that would send a client to log in again for nothing.
 
@@ -22,6 +22,10 @@ pub enum AuthError {
     /// No `Authorization` header: 401 with a bare challenge.
     #[error("a bearer token is required")]
     MissingToken,
+    /// Credentials of another scheme (`Basic …`): 401 with a bare challenge, which tells the
+    /// client the scheme this resource takes (RFC 6750 §3, RFC 9110 §11.6.1).
+    #[error("the Authorization scheme is not Bearer")]
+    UnsupportedScheme,
     /// The header is not `Bearer <token>`: 400 `invalid_request`.
     #[error("malformed Authorization header")]
     InvalidRequest,
@@ -39,7 +43,7 @@ pub enum AuthError {
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let (status, challenge, detail) = match &self {
-            Self::MissingToken => {
+            Self::MissingToken | Self::UnsupportedScheme => {
                 (StatusCode::UNAUTHORIZED, "Bearer".to_owned(), "a bearer token is required".to_owned())
             }
             Self::InvalidRequest => (
@@ -109,15 +113,44 @@ fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
         return Err(AuthError::InvalidRequest);
     }
     let value = value.to_str().map_err(|_| AuthError::InvalidRequest)?;
-    let (scheme, token) = value.split_once(' ').ok_or(AuthError::InvalidRequest)?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // A well-formed scheme name (RFC 9110 §11.1, a `token`) of another scheme is
+        // credentials we do not take, not a malformed request.
+        let is_scheme_name = !scheme.is_empty()
+            && scheme.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
+        return Err(if is_scheme_name { AuthError::UnsupportedScheme } else { AuthError::InvalidRequest });
+    }
     let token = token.trim_start_matches(' ');
     // RFC 6750 b64token characters only; anything else cannot be a JWS anyway.
     let valid_token = !token.is_empty()
         && token.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-._~+/=".contains(&byte));
-    if !scheme.eq_ignore_ascii_case("bearer") || !valid_token {
+    if !valid_token {
         return Err(AuthError::InvalidRequest);
     }
     Ok(Some(token))
+}
+
+/// The answers every protected operation can give besides its own, for `#[utoipa::path]`:
+/// `responses((status = 200, ...), ProtectedResponses)`. Written once, so no operation can
+/// forget one and their wording cannot drift apart.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code, reason = "only the OpenAPI description of these variants is used")]
+pub enum ProtectedResponses {
+    /// Malformed request: the Authorization header, the body or the query (RFC 6750 §3.1
+    /// `invalid_request` for the header).
+    #[response(status = 400)]
+    BadRequest(Problem),
+    /// No token, another scheme, or an invalid token (RFC 6750 §3, `WWW-Authenticate: Bearer`).
+    #[response(status = 401)]
+    Unauthorized(Problem),
+    /// A valid token without the scope, role or kind of caller this operation needs
+    /// (`insufficient_scope`).
+    #[response(status = 403)]
+    Forbidden(Problem),
+    /// The verification keys are unavailable or too old: the service fails closed.
+    #[response(status = 503)]
+    Unavailable(Problem),
 }
 
 async fn authenticate(parts: &Parts, verifier: &Verifier) -> Result<Option<Authenticated>, AuthError> {
@@ -199,8 +232,11 @@ mod tests {
         assert_eq!(bearer_token(&parts_with(None)), Ok(None));
         assert_eq!(bearer_token(&parts_with(Some("Bearer abc.def.ghi"))), Ok(Some("abc.def.ghi")));
         assert_eq!(bearer_token(&parts_with(Some("bearer abc"))), Ok(Some("abc")));
-        for bad in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "Bearer a b", "abc", "Bearer a\"b"] {
+        for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer a\"b", "Bearer=abc", "Bearer\tabc"] {
             assert_eq!(bearer_token(&parts_with(Some(bad))), Err(AuthError::InvalidRequest), "{bad}");
+        }
+        for other in ["Basic dXNlcjpwYXNz", "Token abc", "abc", "Digest username=\"a\""] {
+            assert_eq!(bearer_token(&parts_with(Some(other))), Err(AuthError::UnsupportedScheme), "{other}");
         }
     }
 
@@ -215,6 +251,10 @@ mod tests {
             (response.status(), value)
         };
         assert_eq!(challenge(AuthError::MissingToken), (StatusCode::UNAUTHORIZED, Some("Bearer".into())));
+        assert_eq!(
+            challenge(AuthError::UnsupportedScheme),
+            (StatusCode::UNAUTHORIZED, Some("Bearer".into()))
+        );
         let (status, value) = challenge(AuthError::InvalidToken(VerifyError::Expired));
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(value.unwrap().starts_with(r#"Bearer error="invalid_token""#));

@@ -122,10 +122,21 @@ pub struct ServerMetadata {
 /// Largest discovery document accepted.
 const MAX_METADATA_BYTES: usize = 64 * 1024;
 
-/// Fetches and checks the discovery document of `issuer`.
+/// Fetches and checks the discovery document of `issuer`: RFC 8414 metadata
+/// (`/.well-known/oauth-authorization-server`), or, where the issuer serves only OpenID Connect
+/// Discovery 1.0 (`/.well-known/openid-configuration`, as Google and most OpenID providers do),
+/// that document. Only an HTTP error status moves on to the second location: an unreachable
+/// issuer is unreachable at both.
 pub async fn discover(client: &reqwest::Client, issuer: &str) -> Result<ServerMetadata, FetchError> {
-    let url = format!("{}/.well-known/oauth-authorization-server", issuer.trim_end_matches('/'));
-    let fetched = fetch_capped(client, &url, MAX_METADATA_BYTES, None).await?;
+    let base = issuer.trim_end_matches('/');
+    let rfc8414 = format!("{base}/.well-known/oauth-authorization-server");
+    let fetched = match fetch_capped(client, &rfc8414, MAX_METADATA_BYTES, None).await {
+        Err(FetchError::Status(_)) => {
+            let openid = format!("{base}/.well-known/openid-configuration");
+            fetch_capped(client, &openid, MAX_METADATA_BYTES, None).await?
+        }
+        other => other?,
+    };
     let metadata: ServerMetadata = serde_json::from_slice(&fetched.body)
         .map_err(|error| FetchError::Invalid(format!("discovery document: {error}")))?;
     if metadata.issuer != issuer {
@@ -137,15 +148,21 @@ pub async fn discover(client: &reqwest::Client, issuer: &str) -> Result<ServerMe
     Ok(metadata)
 }
 
-/// An HTTP client whose every call ends within `timeout`, connection set-up included.
-pub fn bounded_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// The HTTP client could not be built (no TLS backend, an unusable system configuration).
+/// Services fail at start with it rather than fall back to a client without timeouts.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to build the HTTP client: {0}")]
+pub struct HttpClientError(#[from] reqwest::Error);
+
+/// An HTTP client whose every call ends within `timeout`, connection set-up included, and
+/// that follows no redirects.
+pub fn bounded_client(timeout: Duration) -> Result<reqwest::Client, HttpClientError> {
+    Ok(reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("shared-auth/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default()
+        .build()?)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::fetch::{self, FetchError, ServerMetadata};
+use crate::fetch::{self, FetchError, HttpClientError, ServerMetadata};
 use crate::jws::{JwkSet, VerifyingKey};
 use crate::time::unix_now;
 
@@ -102,6 +102,16 @@ pub struct KeyCache {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KeyCache")
+            .field("issuer", &self.inner.settings.issuer)
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     settings: KeyCacheSettings,
     http: reqwest::Client,
@@ -118,8 +128,8 @@ struct Inner {
 
 impl KeyCache {
     /// Creates the cache and loads the disk copy, if one exists. Does no network I/O.
-    pub fn new(settings: KeyCacheSettings) -> Self {
-        let http = fetch::bounded_client(settings.fetch_timeout);
+    pub fn new(settings: KeyCacheSettings) -> Result<Self, HttpClientError> {
+        let http = fetch::bounded_client(settings.fetch_timeout)?;
         let negative =
             moka::sync::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(300)).build();
         let cache = Self {
@@ -136,7 +146,7 @@ impl KeyCache {
             }),
         };
         cache.load_disk_copy();
-        cache
+        Ok(cache)
     }
 
     /// The settings in force.
@@ -377,7 +387,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_key_set_without_usable_keys_never_replaces_the_good_one() {
-        let cache = KeyCache::new(KeyCacheSettings::new("http://127.0.0.1:9"));
+        let cache = KeyCache::new(KeyCacheSettings::new("http://127.0.0.1:9")).unwrap();
         cache.install(jwks_with("good"), unix_now(), false).unwrap();
         let empty = JwkSet { keys: vec![] };
         assert!(cache.install(empty, unix_now(), false).is_err());
@@ -388,7 +398,7 @@ mod tests {
     async fn keys_older_than_the_maximum_age_are_refused() {
         let mut settings = KeyCacheSettings::new("http://127.0.0.1:9");
         settings.max_age = Duration::from_secs(60);
-        let cache = KeyCache::new(settings);
+        let cache = KeyCache::new(settings).unwrap();
         cache.install(jwks_with("old"), unix_now() - 120, false).unwrap();
         assert_eq!(cache.lookup("old").unwrap_err(), KeyLookupError::TooStale);
         assert_eq!(cache.status(), KeyStatus::Unavailable);
@@ -401,7 +411,7 @@ mod tests {
         settings.cache_file = Some(dir.path().join("jwks.json"));
         let copy = DiskCopy { confirmed_at: unix_now(), jwks: jwks_with("k1") };
         std::fs::write(dir.path().join("jwks.json"), serde_json::to_vec(&copy).unwrap()).unwrap();
-        let cache = KeyCache::new(settings);
+        let cache = KeyCache::new(settings).unwrap();
         assert!(cache.lookup("k1").is_ok());
         assert_eq!(cache.status(), KeyStatus::Ready);
     }
@@ -412,7 +422,7 @@ mod tests {
         let mut settings = KeyCacheSettings::new("http://127.0.0.1:9");
         settings.cache_file = Some(dir.path().join("jwks.json"));
         std::fs::write(dir.path().join("jwks.json"), b"{not json").unwrap();
-        let cache = KeyCache::new(settings);
+        let cache = KeyCache::new(settings).unwrap();
         assert_eq!(cache.lookup("k1").unwrap_err(), KeyLookupError::NoKeys);
     }
 }

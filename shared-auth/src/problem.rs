@@ -60,12 +60,6 @@ impl IntoResponse for Problem {
     }
 }
 
-/// The opaque 500 for failures the client cannot fix; the cause is logged here, never sent.
-pub fn internal_error(error: &anyhow::Error) -> Problem {
-    tracing::error!(error = format!("{error:#}"), "internal error");
-    Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
 /// `503` with `Retry-After`, for overload and missing dependencies.
 pub fn unavailable(retry_after_seconds: u32, detail: &str) -> Response {
     let mut response = Problem::new(StatusCode::SERVICE_UNAVAILABLE).with_detail(detail).into_response();
@@ -111,14 +105,4 @@ impl From<axum::extract::rejection::PathRejection> for Problem {
     fn from(rejection: axum::extract::rejection::PathRejection) -> Self {
         Problem::new(rejection.status()).with_detail(rejection.body_text())
     }
-}
-
-/// The fallback for unknown paths: a problem document instead of an empty 404.
-pub async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND)
-}
-
-/// The fallback for a known path with a wrong method.
-pub async fn method_not_allowed() -> Problem {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED)
 }

@@ -109,6 +109,12 @@ pub struct Revocations {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Revocations {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Revocations").field("generation", &self.generation()).finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     settings: RevocationSettings,
     keys: KeyCache,

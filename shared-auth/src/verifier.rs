@@ -128,6 +128,12 @@ pub struct Verifier {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Verifier").field("settings", &self.inner.settings).finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     settings: VerifierSettings,
     keys: KeyCache,
@@ -165,6 +171,23 @@ impl Verifier {
     /// Key readiness, for `/readyz`.
     pub fn status(&self) -> KeyStatus {
         self.inner.keys.status()
+    }
+
+    /// Starts the background key refresh and revocation polling. The tasks run until the
+    /// runtime stops.
+    pub fn start_background_refresh(&self) {
+        let verifier = self.clone();
+        tokio::spawn(async move {
+            // The revocation list is signed with the issuer's keys: poll it once keys had their
+            // first chance to arrive, so the first poll can verify it.
+            let keys = verifier.keys().spawn_refresh();
+            let mut waited = Duration::ZERO;
+            while verifier.keys().age().is_none() && waited < Duration::from_secs(5) && !keys.is_finished() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                waited += Duration::from_millis(50);
+            }
+            verifier.revocations().spawn_poll();
+        });
     }
 
     /// Verifies `token` and returns its claims. Rejections are counted by reason.

@@ -77,7 +77,7 @@ async fn refresh_into(fault: ResponseTemplate, fetch_timeout: Duration) -> Fault
         .await;
     let mut settings = common::key_cache_settings(&server.uri());
     settings.fetch_timeout = fetch_timeout;
-    let keys = KeyCache::new(settings);
+    let keys = KeyCache::new(settings).unwrap();
     keys.refresh().await.unwrap();
     let verifier = common::verifier_over(keys.clone(), &server.uri());
     verifier.verify(&forger().sign(&common::user_claims(&server.uri()))).await.unwrap();
@@ -173,7 +173,7 @@ async fn a_flood_of_unknown_kids_costs_at_most_one_extra_key_fetch() {
         .respond_with(ResponseTemplate::new(200).set_body_json(forger().jwks()))
         .mount(&server)
         .await;
-    let keys = KeyCache::new(common::key_cache_settings(&server.uri()));
+    let keys = KeyCache::new(common::key_cache_settings(&server.uri())).unwrap();
     keys.refresh().await.unwrap();
     let verifier = common::verifier_over(keys, &server.uri());
     let claims = common::user_claims(&server.uri());
@@ -217,7 +217,7 @@ async fn an_unknown_kid_that_a_rotation_published_is_found_by_one_refetch() {
         .expect(1)
         .mount(&server)
         .await;
-    let keys = KeyCache::new(common::key_cache_settings(&server.uri()));
+    let keys = KeyCache::new(common::key_cache_settings(&server.uri())).unwrap();
     keys.refresh().await.unwrap();
     let verifier = common::verifier_over(keys, &server.uri());
 
@@ -267,7 +267,7 @@ async fn a_service_restarted_during_an_outage_verifies_with_its_disk_copy() {
     let issuer = server.uri();
     mount_discovery(&server, 1).await;
     mount_good_key_set_once(&server).await;
-    let before_restart = KeyCache::new(cache_settings_with_file(&issuer, file.clone()));
+    let before_restart = KeyCache::new(cache_settings_with_file(&issuer, file.clone())).unwrap();
     before_restart.refresh().await.unwrap();
     let copy = wait_for_json_file(&file).await;
     let token = forger().sign(&common::user_claims(&issuer));
@@ -275,7 +275,7 @@ async fn a_service_restarted_during_an_outage_verifies_with_its_disk_copy() {
     drop(server);
     wait_until_down(&issuer).await;
 
-    let after_restart = KeyCache::new(cache_settings_with_file(&issuer, file.clone()));
+    let after_restart = KeyCache::new(cache_settings_with_file(&issuer, file.clone())).unwrap();
     let refresh = after_restart.refresh().await;
     let verifier = common::verifier_over(after_restart, &issuer);
     let result = verifier.verify(&token).await;
@@ -306,7 +306,7 @@ async fn a_disk_copy_older_than_the_maximum_age_fails_closed_as_unavailable() {
     write_disk_copy(&file, Duration::from_secs(2 * 3600));
     let mut settings = cache_settings_with_file(UNREACHABLE_ISSUER, file);
     settings.max_age = Duration::from_secs(3600);
-    let verifier = common::verifier_over(KeyCache::new(settings), UNREACHABLE_ISSUER);
+    let verifier = common::verifier_over(KeyCache::new(settings).unwrap(), UNREACHABLE_ISSUER);
     let token = forger().sign(&common::user_claims(UNREACHABLE_ISSUER));
 
     let result = verifier.verify(&token).await;
@@ -321,7 +321,7 @@ async fn a_disk_copy_past_the_refresh_interval_but_within_the_maximum_age_serves
     let file = dir.path().join("jwks.json");
     let settings = cache_settings_with_file(UNREACHABLE_ISSUER, file.clone());
     write_disk_copy(&file, settings.refresh_max * 4);
-    let verifier = common::verifier_over(KeyCache::new(settings), UNREACHABLE_ISSUER);
+    let verifier = common::verifier_over(KeyCache::new(settings).unwrap(), UNREACHABLE_ISSUER);
     let token = forger().sign(&common::user_claims(UNREACHABLE_ISSUER));
 
     let result = verifier.verify(&token).await;
@@ -334,7 +334,7 @@ async fn a_disk_copy_past_the_refresh_interval_but_within_the_maximum_age_serves
 async fn a_cached_token_fails_closed_once_the_keys_pass_their_maximum_age() {
     let mut settings = common::key_cache_settings(UNREACHABLE_ISSUER);
     settings.max_age = Duration::from_secs(1);
-    let keys = KeyCache::new(settings);
+    let keys = KeyCache::new(settings).unwrap();
     keys.replace_keys(forger().jwks()).unwrap();
     let verifier = common::verifier_over(keys, UNREACHABLE_ISSUER);
     let token = forger().sign(&common::user_claims(UNREACHABLE_ISSUER));
@@ -353,7 +353,7 @@ async fn a_cached_token_fails_closed_once_the_keys_pass_their_maximum_age() {
 #[tokio::test]
 async fn with_no_keys_at_all_verification_is_unavailable_rather_than_a_token_error() {
     let verifier = common::verifier_over(
-        KeyCache::new(common::key_cache_settings(UNREACHABLE_ISSUER)),
+        KeyCache::new(common::key_cache_settings(UNREACHABLE_ISSUER)).unwrap(),
         UNREACHABLE_ISSUER,
     );
     let token = forger().sign(&common::user_claims(UNREACHABLE_ISSUER));
@@ -379,7 +379,7 @@ async fn the_cache_control_max_age_of_the_key_set_is_returned_by_refresh() {
         .expect(1)
         .mount(&server)
         .await;
-    let keys = KeyCache::new(common::key_cache_settings(&server.uri()));
+    let keys = KeyCache::new(common::key_cache_settings(&server.uri())).unwrap();
 
     let max_age = keys.refresh().await.unwrap();
 
@@ -405,11 +405,60 @@ async fn a_discovery_document_naming_another_issuer_is_refused() {
         .expect(0)
         .mount(&server)
         .await;
-    let keys = KeyCache::new(common::key_cache_settings(&server.uri()));
+    let keys = KeyCache::new(common::key_cache_settings(&server.uri())).unwrap();
 
     let result = keys.refresh().await;
 
     assert!(matches!(result, Err(FetchError::Invalid(_))), "{result:?}");
     assert_eq!(keys.status(), KeyStatus::Unavailable);
     server.verify().await;
+}
+
+/// Google and most OpenID providers publish only OpenID Connect Discovery 1.0; the RFC 8414
+/// location answers 404 there. Before the fallback, such an issuer left a service at 503.
+#[tokio::test]
+async fn an_issuer_that_serves_only_openid_configuration_is_trusted() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": server.uri(),
+            "jwks_uri": format!("{}{JWKS_PATH}", server.uri()),
+            "authorization_endpoint": format!("{}/authorize", server.uri()),
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(JWKS_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(forger().jwks()))
+        .mount(&server)
+        .await;
+    let keys = KeyCache::new(common::key_cache_settings(&server.uri())).unwrap();
+
+    keys.refresh().await.unwrap();
+    let verifier = common::verifier_over(keys, &server.uri());
+    let token = forger().sign(&common::user_claims(&server.uri()));
+
+    assert_eq!(verifier.status(), KeyStatus::Ready);
+    assert!(verifier.verify(&token).await.is_ok());
+}
+
+/// An unreachable issuer is unreachable at both locations: the fallback is only for a
+/// discovery document that is not there, and the error says what happened.
+#[tokio::test]
+async fn discovery_falls_back_only_when_the_rfc_8414_document_is_missing() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    let client = shared_auth::fetch::bounded_client(Duration::from_secs(2)).unwrap();
+
+    let missing = shared_auth::fetch::discover(&client, &server.uri()).await;
+    let unreachable = shared_auth::fetch::discover(&client, UNREACHABLE_ISSUER).await;
+
+    assert!(matches!(missing, Err(FetchError::Status(404))), "{missing:?}");
+    assert!(matches!(unreachable, Err(FetchError::Unreachable(_))), "{unreachable:?}");
 }

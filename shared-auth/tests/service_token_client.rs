@@ -64,7 +64,7 @@ fn settings_for(server: &MockServer) -> ServiceTokenSettings {
 }
 
 fn client_for(server: &MockServer) -> ServiceTokenClient {
-    ServiceTokenClient::new(settings_for(server))
+    ServiceTokenClient::new(settings_for(server)).unwrap()
 }
 
 async fn token_requests(server: &MockServer) -> Vec<wiremock::Request> {
@@ -201,7 +201,7 @@ async fn a_hanging_token_endpoint_holds_callers_up_for_at_most_one_timeout() {
         .mount(&server)
         .await;
     let timeout = Duration::from_millis(300);
-    let client = ServiceTokenClient::new(ServiceTokenSettings { timeout, ..settings_for(&server) });
+    let client = ServiceTokenClient::new(ServiceTokenSettings { timeout, ..settings_for(&server) }).unwrap();
     client.token().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 

@@ -338,7 +338,7 @@ async fn key_location_headers_are_never_fetched_nor_trusted() {
 #[tokio::test]
 async fn a_token_longer_than_the_cap_is_rejected_before_any_decoding() {
     let forger = eddsa();
-    let keys = KeyCache::new(common::key_cache_settings(ISSUER));
+    let keys = KeyCache::new(common::key_cache_settings(ISSUER)).unwrap();
     keys.replace_keys(forger.jwks()).unwrap();
     let token = forger.sign(&common::user_claims(ISSUER));
     let mut at_cap = VerifierSettings::new(ISSUER, AUDIENCE);
@@ -507,7 +507,7 @@ async fn a_cached_token_is_rechecked_when_the_keys_change() {
 #[tokio::test]
 async fn a_cached_token_is_rejected_once_it_expires() {
     let forger = eddsa();
-    let keys = KeyCache::new(common::key_cache_settings(ISSUER));
+    let keys = KeyCache::new(common::key_cache_settings(ISSUER)).unwrap();
     keys.replace_keys(forger.jwks()).unwrap();
     let mut settings = VerifierSettings::new(ISSUER, AUDIENCE);
     settings.leeway = Duration::ZERO;

@@ -7,7 +7,8 @@
 //!   it, so a missing database can never pass silently).
 //! - [`FakeIssuer`]: an auth server stand-in that publishes a key set and signs any claims,
 //!   for testing resource services without the real auth server.
-//! - [`serve`]: runs a router on a free loopback port.
+//! - [`serve`]: runs a router on a free loopback port; [`start_resource_service`]: any resource
+//!   service built by its `service-kit` recipe, on a fresh database, trusting a given issuer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod issuer;
@@ -52,13 +53,14 @@ impl TestDatabase {
     /// A fresh SQLite database.
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let url = shared_auth::db::sqlite_url(&dir.path().join("test.sqlite"));
+        let url = service_kit::db::sqlite_url(&dir.path().join("test.sqlite"));
         Self { url, dir, backend: "sqlite", _container: None }
     }
 
     /// A fresh PostgreSQL database: on the `TEST_DATABASE_URL` server when it is set, else in a
     /// container started with testcontainers when Docker is available (image and tag from
-    /// `TEST_POSTGRES_IMAGE` / `TEST_POSTGRES_TAG`, default `postgres:16-alpine`; a local image
+    /// `TEST_POSTGRES_IMAGE` / `TEST_POSTGRES_TAG`, default `postgres:15`, the major version every
+    /// deployment file and the air-gapped image use; a local image
     /// is never pulled). Neither: a loud SKIPPED line and `None`, or a panic when
     /// `REQUIRE_POSTGRES=1`.
     pub async fn postgres() -> Option<Self> {
@@ -103,7 +105,7 @@ async fn start_container() -> Result<(String, PostgresContainer), String> {
         return Err("Docker is not available".into());
     }
     let image = std::env::var("TEST_POSTGRES_IMAGE").unwrap_or_else(|_| "postgres".into());
-    let tag = std::env::var("TEST_POSTGRES_TAG").unwrap_or_else(|_| "16-alpine".into());
+    let tag = std::env::var("TEST_POSTGRES_TAG").unwrap_or_else(|_| "15".into());
     let container = testcontainers_modules::postgres::Postgres::default()
         .with_name(image.clone())
         .with_tag(tag.clone())
@@ -161,4 +163,36 @@ pub async fn serve(router: axum::Router) -> String {
             .unwrap();
     });
     format!("http://{address}")
+}
+
+/// A resource service started in-process for a test.
+#[derive(Debug)]
+pub struct StartedService {
+    /// Base URL.
+    pub url: String,
+    /// The router, for `oneshot` calls that skip the socket.
+    pub router: axum::Router,
+    /// Its verifier, keys already fetched.
+    pub verifier: shared_auth::Verifier,
+}
+
+/// Starts `service` (its `service-kit` recipe and `api`) on a free port, on `database`,
+/// trusting `issuer`, with its keys fetched before it answers. `configure` adjusts the
+/// configuration first (the service's own settings, say).
+pub async fn start_resource_service<Settings: clap::Args>(
+    service: &service_kit::ResourceService<Settings>,
+    api: impl FnOnce(service_kit::Resources, &Settings) -> anyhow::Result<utoipa_axum::router::OpenApiRouter>,
+    issuer: &str,
+    database: &TestDatabase,
+    configure: impl FnOnce(&mut service_kit::ResourceConfig<Settings>),
+) -> StartedService {
+    let mut config = service.config_from([service.name()]).unwrap();
+    config.auth.auth_issuer = issuer.to_owned();
+    config.storage.database_url = Some(secrecy::SecretString::from(database.url.clone()));
+    config.storage.data_dir = database.dir.path().to_path_buf();
+    configure(&mut config);
+    let built = service.build(&config, api).await.unwrap();
+    built.verifier.keys().refresh().await.unwrap();
+    let url = serve(built.router.clone()).await;
+    StartedService { url, router: built.router, verifier: built.verifier }
 }

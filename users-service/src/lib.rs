@@ -2,49 +2,20 @@
 //! request, from the token's `sub` and `preferred_username`. Tokens are verified locally with
 //! shared-auth, so this service keeps working while the auth server is down.
 
-pub mod config;
-pub mod error;
 pub mod profiles;
 
-use axum::Router;
-use axum::extract::FromRef;
-use shared_auth::Verifier;
-use shared_auth::service;
-use sqlx::AnyPool;
-
-use crate::config::Config;
+use service_kit::{NoSettings, ResourceService, Resources};
+use utoipa_axum::router::OpenApiRouter;
 
 /// Embedded migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Everything a handler needs.
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    /// The profiles database.
-    pub pool: AnyPool,
-    /// Verifies access tokens.
-    pub verifier: Verifier,
-}
+/// The service: name (and token audience), default address, migrations.
+pub static SERVICE: ResourceService = ResourceService::new("users-service", "127.0.0.1:8081")
+    .about("User profiles, protected by access tokens verified locally.")
+    .migrations(&MIGRATOR);
 
-/// Connects and migrates the database and builds the verifier (loading its disk cache).
-pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
-    let pool = shared_auth::db::connect(&config.storage, "users.sqlite", &MIGRATOR).await?;
-    let verifier = config.auth.verifier(&config.audience, &config.storage.data_dir);
-    Ok(AppState { pool, verifier })
-}
-
-/// The full HTTP application.
-pub fn router(state: AppState) -> Router {
-    let readiness = service::resource_readiness(state.pool.clone(), state.verifier.clone());
-    service::finish_router("users-service", profiles::router().with_state(state), readiness).0
-}
-
-/// Runs the binary: serve (default) or health check.
-pub async fn run(config: Config) -> anyhow::Result<bool> {
-    let build = async {
-        let state = build_state(&config).await?;
-        let verifier = state.verifier.clone();
-        Ok((router(state), verifier))
-    };
-    service::run_resource_service(config.command, config.listen_addr, build).await
+/// The service's routes.
+pub fn api(resources: Resources, _settings: &NoSettings) -> anyhow::Result<OpenApiRouter> {
+    Ok(profiles::router().with_state(resources))
 }

@@ -2,7 +2,8 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use shared_auth::problem::{AppJson, AppPath, AppQuery, Problem};
+use service_kit::problem::{AppJson, AppPath, AppQuery, Problem};
+use service_kit::{ProtectedResponses, Resources, ServiceError as ApiError};
 use shared_auth::time::unix_now_i64;
 use shared_auth::{AccessClaims, Authenticated, AuthenticatedUser};
 use sqlx::{AnyPool, Row as _};
@@ -10,13 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::error::ApiError;
-
 /// Scope that lets a service read any profile (orders-service's service token has it).
 pub const READ_SCOPE: &str = "users:read";
 
-pub(crate) fn router() -> OpenApiRouter<AppState> {
+pub(crate) fn router() -> OpenApiRouter<Resources> {
     OpenApiRouter::new()
         .routes(routes!(get_me, update_me))
         .routes(routes!(get_user))
@@ -109,15 +107,9 @@ async fn find_or_create(pool: &AnyPool, claims: &AccessClaims) -> Result<Profile
 #[utoipa::path(get, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's profile", body = Profile),
-        (status = 400, description = "Malformed Authorization header", body = Problem),
-        (status = 401, description = "Missing or invalid token", body = Problem),
-        (status = 403, description = "Service tokens have no profile", body = Problem),
-        (status = 503, description = "Verification keys unavailable", body = Problem)))]
-async fn get_me(
-    State(state): State<AppState>,
-    user: AuthenticatedUser,
-) -> Result<AppJson<Profile>, ApiError> {
-    Ok(AppJson(find_or_create(&state.pool, &user).await?))
+        ProtectedResponses))]
+async fn get_me(State(pool): State<AnyPool>, user: AuthenticatedUser) -> Result<AppJson<Profile>, ApiError> {
+    Ok(AppJson(find_or_create(&pool, &user).await?))
 }
 
 /// Changes the caller's display name.
@@ -125,27 +117,24 @@ async fn get_me(
     request_body = ProfileUpdate,
     responses(
         (status = 200, description = "Updated profile", body = Profile),
-        (status = 400, description = "Malformed JSON or Authorization header", body = Problem),
-        (status = 401, description = "Missing or invalid token", body = Problem),
-        (status = 403, description = "Service tokens have no profile", body = Problem),
         (status = 413, description = "Body too large", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid display name", body = Problem),
-        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+        ProtectedResponses))]
 async fn update_me(
-    State(state): State<AppState>,
+    State(pool): State<AnyPool>,
     user: AuthenticatedUser,
     AppJson(update): AppJson<ProfileUpdate>,
 ) -> Result<AppJson<Profile>, ApiError> {
     let display_name = DisplayName::try_from(update.display_name.as_str())?;
-    find_or_create(&state.pool, &user).await?;
+    find_or_create(&pool, &user).await?;
     sqlx::query("UPDATE profiles SET display_name = $1, updated_at = $2 WHERE id = $3")
         .bind(&display_name.0)
         .bind(unix_now_i64())
         .bind(&user.sub)
-        .execute(&state.pool)
+        .execute(&pool)
         .await?;
-    Ok(AppJson(find(&state.pool, &user.sub).await?.ok_or(ApiError::NotFound)?))
+    Ok(AppJson(find(&pool, &user.sub).await?.ok_or(ApiError::NotFound)?))
 }
 
 /// One profile: the caller's own, or any with role `admin` or scope `users:read`.
@@ -153,23 +142,20 @@ async fn update_me(
     params(("id" = String, Path, description = "User id")),
     responses(
         (status = 200, description = "The profile", body = Profile),
-        (status = 400, description = "Malformed Authorization header", body = Problem),
-        (status = 401, description = "Missing or invalid token", body = Problem),
-        (status = 403, description = "Not yours, and no admin role or users:read scope", body = Problem),
         (status = 404, description = "No such profile", body = Problem),
-        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+        ProtectedResponses))]
 async fn get_user(
-    State(state): State<AppState>,
+    State(pool): State<AnyPool>,
     auth: Authenticated,
     AppPath(id): AppPath<String>,
 ) -> Result<AppJson<Profile>, ApiError> {
     if auth.sub == id && auth.is_user() {
-        return Ok(AppJson(find_or_create(&state.pool, &auth).await?));
+        return Ok(AppJson(find_or_create(&pool, &auth).await?));
     }
     if !auth.has_role("admin") {
         auth.require_scope(READ_SCOPE)?;
     }
-    Ok(AppJson(find(&state.pool, &id).await?.ok_or(ApiError::NotFound)?))
+    Ok(AppJson(find(&pool, &id).await?.ok_or(ApiError::NotFound)?))
 }
 
 /// Paging of `GET /v1/users`.
@@ -189,12 +175,9 @@ pub struct Page {
     params(Page),
     responses(
         (status = 200, description = "Profiles by creation time", body = Vec<Profile>),
-        (status = 400, description = "Malformed Authorization header or query", body = Problem),
-        (status = 401, description = "Missing or invalid token", body = Problem),
-        (status = 403, description = "Requires role admin", body = Problem),
-        (status = 503, description = "Verification keys unavailable", body = Problem)))]
+        ProtectedResponses))]
 async fn list_users(
-    State(state): State<AppState>,
+    State(pool): State<AnyPool>,
     auth: Authenticated,
     AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<Profile>>, ApiError> {
@@ -204,7 +187,7 @@ async fn list_users(
     let rows = sqlx::query("SELECT * FROM profiles ORDER BY created_at, id LIMIT $1 OFFSET $2")
         .bind(limit)
         .bind(offset)
-        .fetch_all(&state.pool)
+        .fetch_all(&pool)
         .await?;
     Ok(AppJson(rows.iter().map(profile_from_row).collect::<Result<_, _>>()?))
 }

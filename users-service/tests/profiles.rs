@@ -1,7 +1,6 @@
 //! users-service endpoints on both backends, with tokens from a fake issuer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use clap::Parser as _;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use testkit::{FakeIssuer, TestDatabase};
@@ -16,13 +15,15 @@ struct TestApp {
 impl TestApp {
     async fn start(database: TestDatabase) -> Self {
         let issuer = FakeIssuer::start().await;
-        let mut config = users_service::config::Config::parse_from(["users-service"]);
-        config.auth.auth_issuer = issuer.url.clone();
-        config.storage.database_url = Some(SecretString::from(database.url.clone()));
-        config.storage.data_dir = database.dir.path().to_path_buf();
-        let state = users_service::build_state(&config).await.unwrap();
-        state.verifier.keys().refresh().await.unwrap();
-        let url = testkit::serve(users_service::router(state)).await;
+        let service = testkit::start_resource_service(
+            &users_service::SERVICE,
+            users_service::api,
+            &issuer.url,
+            &database,
+            |_| {},
+        )
+        .await;
+        let url = service.url;
         Self { url, issuer, client: reqwest::Client::new(), _database: database }
     }
 
@@ -146,14 +147,14 @@ async fn readiness_reports_keys_and_database() {
 #[tokio::test]
 async fn without_any_keys_the_service_starts_but_answers_503_not_401() {
     let database = TestDatabase::sqlite();
-    let mut config = users_service::config::Config::parse_from(["users-service"]);
+    let mut config = users_service::SERVICE.config_from(["users-service"]).unwrap();
     config.auth.auth_issuer = "http://127.0.0.1:9".into(); // nothing listens there
     config.auth.auth_fetch_timeout_ms = 200;
     config.storage.database_url = Some(SecretString::from(database.url.clone()));
     config.storage.data_dir = database.dir.path().to_path_buf();
-    let state = users_service::build_state(&config).await.unwrap();
-    assert!(state.verifier.keys().refresh().await.is_err());
-    let url = testkit::serve(users_service::router(state)).await;
+    let service = users_service::SERVICE.build(&config, users_service::api).await.unwrap();
+    assert!(service.verifier.keys().refresh().await.is_err());
+    let url = testkit::serve(service.router).await;
     let issuer = FakeIssuer::start().await;
     let client = reqwest::Client::new();
 

@@ -38,7 +38,7 @@ impl TestApp {
     /// Starts with settings adjusted by `adjust`.
     pub async fn start_with(database: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
         if std::env::var("TEST_LOG").is_ok() {
-            shared_auth::service::init_telemetry();
+            service_kit::init_telemetry();
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -160,7 +160,7 @@ pub fn verifier_with_settings(keys: KeyCache, settings: VerifierSettings) -> Ver
 /// A verifier whose keys were installed directly and whose issuer is unreachable, so nothing
 /// it does can leave the machine: what a service looks like while the auth server is down.
 pub fn offline_verifier(jwks: JwkSet) -> Verifier {
-    let keys = KeyCache::new(key_cache_settings(UNREACHABLE_ISSUER));
+    let keys = KeyCache::new(key_cache_settings(UNREACHABLE_ISSUER)).unwrap();
     keys.replace_keys(jwks).unwrap();
     verifier_over(keys, UNREACHABLE_ISSUER)
 }

@@ -225,13 +225,14 @@ impl UsersApp {
     pub async fn start() -> Self {
         let issuer = TrustedIssuer::start().await;
         let database = TestDatabase::sqlite();
-        let mut config = users_service::config::Config::parse_from(["users-service"]);
-        config.auth.auth_issuer = issuer.url.clone();
-        (config.storage.database_url, config.storage.data_dir) = storage(&database);
-        let state = users_service::build_state(&config).await.unwrap();
-        state.verifier.keys().refresh().await.unwrap();
-        let router = users_service::router(state);
-        let url = testkit::serve(router.clone()).await;
+        let testkit::StartedService { url, router, .. } = testkit::start_resource_service(
+            &users_service::SERVICE,
+            users_service::api,
+            &issuer.url,
+            &database,
+            |_| {},
+        )
+        .await;
         let app = Self { url, issuer, router, http: reqwest::Client::new(), _database: database };
         for (kid, _) in trusted_keys().all() {
             let outcome = app.send_token(&app.token_signed_by(kid)).await;
@@ -517,14 +518,18 @@ impl OrdersApp {
     pub async fn start() -> Self {
         let issuer = TrustedIssuer::start().await;
         let database = TestDatabase::sqlite();
-        let mut config = orders_service::config::Config::parse_from(["orders-service"]);
-        config.auth.auth_issuer = issuer.url.clone();
-        config.users_service_url = "http://127.0.0.1:9".into();
-        config.client_secret = None;
-        (config.storage.database_url, config.storage.data_dir) = storage(&database);
-        let state = orders_service::build_state(&config).await.unwrap();
-        state.verifier.keys().refresh().await.unwrap();
-        Self { router: orders_service::router(state), issuer, _database: database }
+        let started = testkit::start_resource_service(
+            &orders_service::SERVICE,
+            orders_service::api,
+            &issuer.url,
+            &database,
+            |config| {
+                config.service.users_service_url = "http://127.0.0.1:9".into();
+                config.service.client_secret = None;
+            },
+        )
+        .await;
+        Self { router: started.router, issuer, _database: database }
     }
 
     /// A genuine user token for orders-service.

@@ -3,9 +3,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::keys::{KeyCache, KeyCacheSettings};
-use crate::revocation::{RevocationSettings, Revocations};
-use crate::verifier::{Verifier, VerifierSettings};
+use shared_auth::fetch::HttpClientError;
+use shared_auth::keys::{KeyCache, KeyCacheSettings};
+use shared_auth::revocation::{RevocationSettings, Revocations};
+use shared_auth::verifier::{Verifier, VerifierSettings};
 
 /// How a service finds and trusts the auth server. Flatten into a service's clap config.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,7 +41,7 @@ pub struct AuthArgs {
 impl AuthArgs {
     /// Builds the verifier for `audience`, keeping key and revocation copies under
     /// `data_dir/auth-cache/`. Loads the disk copies; starts nothing.
-    pub fn verifier(&self, audience: &str, data_dir: &Path) -> Verifier {
+    pub fn verifier(&self, audience: &str, data_dir: &Path) -> Result<Verifier, HttpClientError> {
         let cache_dir = data_dir.join("auth-cache");
         let keys = KeyCache::new(KeyCacheSettings {
             issuer: self.auth_issuer.clone(),
@@ -51,7 +52,7 @@ impl AuthArgs {
             fetch_timeout: Duration::from_millis(self.auth_fetch_timeout_ms),
             cache_file: Some(cache_dir.join("jwks.json")),
             ..KeyCacheSettings::new(&self.auth_issuer)
-        });
+        })?;
         let revocations = Revocations::new(
             RevocationSettings {
                 poll_interval: Duration::from_secs(self.revocation_poll_secs.max(1)),
@@ -62,25 +63,6 @@ impl AuthArgs {
         );
         let mut settings = VerifierSettings::new(&self.auth_issuer, audience);
         settings.leeway = Duration::from_secs(self.token_leeway_secs);
-        Verifier::new(settings, keys, revocations)
-    }
-}
-
-impl Verifier {
-    /// Starts the background key refresh and revocation polling. The tasks run until the
-    /// runtime stops.
-    pub fn start_background_refresh(&self) {
-        let verifier = self.clone();
-        tokio::spawn(async move {
-            // The revocation list is signed with the issuer's keys: poll it once keys had their
-            // first chance to arrive, so the first poll can verify it.
-            let keys = verifier.keys().spawn_refresh();
-            let mut waited = Duration::ZERO;
-            while verifier.keys().age().is_none() && waited < Duration::from_secs(5) && !keys.is_finished() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                waited += Duration::from_millis(50);
-            }
-            verifier.revocations().spawn_poll();
-        });
+        Ok(Verifier::new(settings, keys, revocations))
     }
 }

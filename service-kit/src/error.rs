@@ -4,8 +4,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::AuthError;
 use crate::problem::{self, Problem};
+use shared_auth::AuthError;
 
 /// Errors of a resource service's handlers.
 #[derive(Debug, thiserror::Error)]
