@@ -1,6 +1,7 @@
 //! Login: tokens per the contract, identical failures, re-hashing, independent verification.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "suite/common.rs"]
 mod common;
 
 use common::{TestApp, decode_part};

@@ -3,6 +3,7 @@
 //! threads without one can miss events.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "suite/common.rs"]
 mod common;
 
 use common::TestApp;

@@ -6,7 +6,7 @@
 //! Run with `cargo bench -p shared-auth --bench verify`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/suite/common.rs"]
 mod common;
 
 use std::hint::black_box;

@@ -1,6 +1,4 @@
 //! The operator CLI, run as the real binary against a data dir.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 

@@ -1,8 +1,6 @@
 //! Property: no single-character change, and no truncation, turns a valid token into another
 //! accepted token, and none makes the verifier panic.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

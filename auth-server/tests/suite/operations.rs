@@ -1,8 +1,6 @@
 //! What every binary serves besides its API: health, readiness, metrics, docs, request ids,
 //! problem fallbacks; and that every route is documented.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+use crate::common;
 
 use common::TestApp;
 use serde_json::Value;

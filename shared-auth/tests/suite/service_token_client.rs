@@ -1,8 +1,6 @@
 //! `ServiceTokenClient` against a mock token endpoint: one request serves every caller until
 //! shortly before expiry, renewal happens early, and an outage is ridden out on the token in
 //! hand until it really expires.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;

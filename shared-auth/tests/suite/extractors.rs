@@ -1,9 +1,7 @@
 //! The axum extractors as a service uses them, answering the RFC 6750 way: 401 with a bare or
 //! `invalid_token` challenge, 400 for a malformed header, 403 `insufficient_scope`, 503 without
 //! keys; every body a problem document.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::body::Body;

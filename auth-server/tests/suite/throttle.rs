@@ -1,8 +1,6 @@
 //! Login throttling: locks after repeated failures that reveal nothing, treat unknown users like
 //! real ones, cannot be used to lock a victim out of their own address, and expire.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

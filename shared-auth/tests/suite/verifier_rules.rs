@@ -1,8 +1,6 @@
 //! The verifier's rejection rules (RFC 8725, RFC 9068 §4), checked with tokens forged by keys
 //! the tests hold: everything a service must refuse is refused, for the right reason.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

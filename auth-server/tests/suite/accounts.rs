@@ -1,7 +1,5 @@
 //! Registration: validation at the edge, 409 on duplicates, limits before hashing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+use crate::common;
 
 use common::TestApp;
 use serde_json::{Value, json};

@@ -1,8 +1,6 @@
 //! `POST /oauth2/token`: refresh-token rotation and reuse detection, lifetimes, scope narrowing,
 //! client credentials, RFC 6749 error responses, and a generic OAuth client using the metadata.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

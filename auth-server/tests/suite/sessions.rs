@@ -1,8 +1,6 @@
 //! Ending sessions and telling others about it: logout, revocation (RFC 7009), introspection
 //! (RFC 7662), the signed revocation feed, and disabling a user.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+use crate::common;
 
 use common::{TestApp, decode_part, lists, status_and_json};
 use serde_json::{Value, json};

@@ -1,7 +1,5 @@
 //! Signing keys: storage, encryption at rest, rotation with pre-publication, discovery.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+use crate::common;
 
 use common::{TestApp, decode_part};
 use serde_json::Value;

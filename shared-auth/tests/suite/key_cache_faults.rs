@@ -1,9 +1,7 @@
 //! The key cache against an auth server that misbehaves, hangs, disappears or is flooded with
 //! garbage `kid`s: good keys are never lost, every fetch is bounded, and the disk copy carries
 //! a service through a restart during an outage.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
