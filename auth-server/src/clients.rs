@@ -39,6 +39,12 @@ pub struct CreatedClient {
     pub client_secret: String,
 }
 
+impl std::fmt::Debug for CreatedClient {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("CreatedClient").field("client_id", &self.client_id).finish_non_exhaustive()
+    }
+}
+
 /// A fresh 256-bit secret.
 pub fn generate_secret() -> SecretString {
     let mut bytes = [0u8; 32];

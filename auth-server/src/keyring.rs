@@ -27,7 +27,7 @@ use sqlx::{AnyPool, Row as _};
 const UNPUBLISH_MARGIN_SECS: i64 = 120;
 
 /// How keys are made and protected.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct KeyRingSettings {
     /// Algorithm of newly generated keys.
     pub algorithm: Algorithm,
@@ -39,12 +39,24 @@ pub struct KeyRingSettings {
     pub encryption_key: Option<SecretSlice<u8>>,
 }
 
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("KeyRing").field("settings", &self.inner.settings).finish_non_exhaustive()
+    }
+}
+
 /// The key that signs right now.
 pub struct ActiveKey {
     /// Its `kid`.
     pub kid: String,
     /// The parsed private key, kept for the life of the process.
     pub key: SigningKey,
+}
+
+impl std::fmt::Debug for ActiveKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("ActiveKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
 }
 
 struct RingState {

@@ -72,6 +72,12 @@ pub struct PasswordHasher {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("PasswordHasher").finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     params: Params,
     settings: HashSettings,

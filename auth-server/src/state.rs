@@ -33,6 +33,12 @@ pub struct AppState {
     pub registrations: RegistrationLocks,
 }
 
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("AppState").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 impl AppState {
     /// Wires the state from its parts.
     pub fn new(pool: AnyPool, config: Config, hasher: PasswordHasher, keyring: KeyRing) -> Self {
@@ -56,7 +62,7 @@ impl AppState {
 /// hashing slots, or be shed with 503, instead of getting the 409 they are due. A fixed set of
 /// striped locks bounds memory whatever names are tried; two names that share a stripe merely
 /// take turns. Across replicas the unique index still decides a race.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RegistrationLocks {
     stripes: Arc<[tokio::sync::Mutex<()>]>,
     hasher: std::hash::RandomState,

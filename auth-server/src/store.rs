@@ -104,6 +104,7 @@ pub async fn update_password_hash(pool: &AnyPool, id: &str, hash: &str) -> Resul
 }
 
 /// A refresh token in plain form (given to the client once) and its storage hash.
+#[derive(Debug)]
 pub struct NewRefreshToken {
     /// The opaque token the client holds.
     pub plain: SecretString,
@@ -127,6 +128,7 @@ pub fn hash_token(token: &str) -> String {
 }
 
 /// What a new login session needs.
+#[derive(Debug)]
 pub struct NewSession<'a> {
     /// The user.
     pub user_id: &'a str,

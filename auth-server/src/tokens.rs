@@ -42,7 +42,7 @@ pub struct IssuedToken {
 }
 
 /// Signs access tokens. Cheap to clone.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct TokenIssuer {
     keyring: KeyRing,
     issuer: String,

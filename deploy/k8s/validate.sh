@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Offline checks of deploy/: no cluster (its node images cannot be pulled here) and no kubectl or
-# kustomize binary are needed.
+# Offline checks of deploy/: no cluster (its node images cannot be pulled here) is needed.
 #
-#   1. kustomization consistency: every listed resource exists and every manifest is listed (but
-#      secret.example.yaml, kept out on purpose); all objects in the kustomization's namespace; Deployment selectors match their pod labels;
-#      Services and PodDisruptionBudgets select an existing Deployment; every ConfigMap/Secret a
-#      Deployment references exists; the rules the brief sets (replicas 2, non-root, read-only
-#      root FS, no capabilities, seccomp, probes, limits, emptyDir at DATA_DIR) hold.
-#      The base uses no generators or transformers besides `namespace`/`images`, so this check of
-#      the plain files is what `kustomize build` would produce, minus the image tag rewrite.
-#   2. kubernetes-validate --strict: schema of each object for each Kubernetes version in
-#      K8S_VERSIONS (unknown fields are errors): the base, secret.example.yaml and the demo
-#      database in dev-postgres/.
-#   3. yamllint on all of deploy/ (k8s and compose files) with deploy/.yamllint.yaml.
-#   4. checkov (security misconfigurations) on the manifests and the Dockerfiles. CHECKOV=0 skips it.
+#   0. render: `kustomize build` (or `kubectl kustomize`) of deploy/k8s and of deploy/k8s/dev-postgres,
+#      the objects `kubectl apply -k` would send. The resource services (users-service/,
+#      orders-service/) are overlays of the Component resource-service/, so only the rendered
+#      output shows their real objects. Needs kustomize >= 5.1: $KUSTOMIZE (a command, e.g.
+#      "kustomize build"), else `kustomize` or `kubectl` (>= 1.31) on PATH.
+#   1. consistency and policy of the rendered objects: every manifest under deploy/k8s is reached
+#      from a kustomization (or is a secret.example.yaml, kept out on purpose); only local paths;
+#      no `service-placeholder` left; all objects in the kustomization's namespace; Deployment
+#      selectors match their pod labels; Services and PodDisruptionBudgets select an existing
+#      Deployment; every ConfigMap/Secret a Deployment references exists (Secrets: in the examples);
+#      each Deployment's container, image and NetworkPolicy carry its name and its port
+#      (containerPort = LISTEN_ADDR = NetworkPolicy ingress); the rules the brief sets (replicas 2,
+#      non-root, read-only root FS, no capabilities, seccomp, probes, limits, emptyDir at DATA_DIR).
+#   2. kubernetes-validate --strict: schema of each rendered object for each Kubernetes version in
+#      K8S_VERSIONS (unknown fields are errors), and of the secret.example.yaml files.
+#   3. yamllint on all of deploy/ (k8s and compose files, kustomizations) with deploy/.yamllint.yaml.
+#   4. checkov (security misconfigurations) on the rendered manifests, the example Secrets and the
+#      Dockerfiles. CHECKOV=0 skips it.
 #   5. docker-compose config -q on the compose files, when docker-compose is installed.
 #
 # Tools are pip-installed, pinned, into a venv under
@@ -30,6 +35,8 @@ K8S_VERSIONS="${K8S_VERSIONS:-1.30.0 1.37.0}"
 CHECKOV="${CHECKOV:-1}"
 PKGS=(kubernetes-validate==1.37.0 yamllint==1.38.0 PyYAML)
 [ "$CHECKOV" = 1 ] && PKGS+=(checkov==3.3.30)
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
 
 FAILED=()
 PASSED=0
@@ -47,59 +54,116 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.installed" 2>/dev/null)" != "
 fi
 echo "kubernetes-validate $("$VENV/bin/kubernetes-validate" --version), $("$VENV/bin/yamllint" --version)"
 
-# Resource files, in kustomization order, relative to deploy/k8s.
-kustomization_resources() {
-    "$VENV/bin/python" - "$1" "$K8S_DIR" <<'PY'
-import os, sys, yaml
-d = os.path.dirname(sys.argv[1])
-for r in yaml.safe_load(open(sys.argv[1])).get("resources", []):
-    print(os.path.relpath(os.path.join(d, r), sys.argv[2]))
-PY
-}
-mapfile -t RESOURCES < <(kustomization_resources "$K8S_DIR/kustomization.yaml")
-mapfile -t DEV_PG < <(kustomization_resources "$K8S_DIR/dev-postgres/kustomization.yaml")
-# Everything checked against schemas and by checkov.
-ALL_MANIFESTS=("${RESOURCES[@]}" secret.example.yaml "${DEV_PG[@]}")
-# checkov only logs a missing file; make that an error here.
-for f in "${ALL_MANIFESTS[@]}"; do
-    [ -f "$K8S_DIR/$f" ] || { echo "missing manifest $f"; FAILED+=("missing $f"); }
-done
+# ---- 0. render ------------------------------------------------------------------------------------
+step "render (kustomize)"
+if [ -n "${KUSTOMIZE:-}" ]; then
+    read -r -a RENDER <<<"$KUSTOMIZE"
+elif command -v kustomize >/dev/null; then
+    RENDER=(kustomize build)
+elif command -v kubectl >/dev/null; then
+    RENDER=(kubectl kustomize)
+else
+    RENDER=()
+fi
+RENDERED=()
+if [ ${#RENDER[@]} -eq 0 ]; then
+    echo "no kustomize renderer: install kustomize >= 5.1 or kubectl >= 1.31, or set KUSTOMIZE"
+    record 1 "render"
+else
+    if [[ "$(basename "${RENDER[0]}")" == kubectl* ]]; then
+        kversion="$("${RENDER[0]}" version --client 2>/dev/null | sed -n 's/^Kustomize Version: //p' || true)"
+    else
+        kversion="$("${RENDER[0]}" version 2>/dev/null | head -1 || true)"
+    fi
+    echo "renderer: ${RENDER[*]} (kustomize ${kversion:-version unknown})"
+    rc=0
+    # Older than 5.1: the overlays' values come too late for resource-service's replacements.
+    if [[ "$kversion" =~ v([0-9]+)\.([0-9]+) ]] \
+        && { [ "${BASH_REMATCH[1]}" -lt 5 ] || { [ "${BASH_REMATCH[1]}" -eq 5 ] && [ "${BASH_REMATCH[2]}" -lt 1 ]; }; }; then
+        echo "kustomize $kversion is too old: >= 5.1 needed"
+        rc=1
+    fi
+    for k in platform dev-postgres; do
+        out="$WORK/rendered-$k.yaml"
+        dir="$K8S_DIR" label=deploy/k8s
+        [ "$k" = platform ] || { dir="$K8S_DIR/$k"; label="deploy/k8s/$k"; }
+        if [ $rc -eq 0 ] && "${RENDER[@]}" "$dir" >"$out"; then
+            echo "$label: $(grep -c '^kind:' "$out") objects"
+        else
+            rc=1
+        fi
+    done
+    # Both or nothing: the steps below check the rendered platform and demo database together.
+    [ $rc -eq 0 ] && RENDERED=("$WORK/rendered-platform.yaml" "$WORK/rendered-dev-postgres.yaml")
+    record $rc "render"
+fi
+# The Secrets the pods read, deliberately not in any kustomization.
+mapfile -t EXAMPLES < <(cd "$K8S_DIR" && find . -name secret.example.yaml -printf '%P\n' | sort)
 
-# ---- 1. kustomization consistency ------------------------------------------------------------------
-step "kustomization consistency and policy"
+# ---- 1. consistency and policy ---------------------------------------------------------------------
+step "kustomization consistency and policy (rendered)"
 set +e
-(cd "$K8S_DIR" && "$VENV/bin/python" - "${RESOURCES[@]}" <<'PY'
-import glob, os, sys, yaml
+(cd "$K8S_DIR" && "$VENV/bin/python" - "${RENDERED[0]:-}" "${EXAMPLES[@]}" <<'PY'
+import os, sys, yaml
 
 errors = []
 def err(msg): errors.append(msg)
 
-kust = yaml.safe_load(open("kustomization.yaml"))
-ns = kust.get("namespace")
-listed = sys.argv[1:]
-for f in listed:
-    if not os.path.isfile(f):
-        err(f"kustomization lists missing file {f}")
-EXAMPLES = ["secret.example.yaml"]  # deliberately not in the kustomization (see that file)
-for f in sorted(glob.glob("*.yaml")):
-    if f != "kustomization.yaml" and f not in listed and f not in EXAMPLES:
-        err(f"{f} is not listed in kustomization.yaml resources")
-for gen in ("configMapGenerator", "secretGenerator", "commonLabels", "labels", "patches",
-            "patchesStrategicMerge", "replacements", "components"):
-    if gen in kust:
-        err(f"kustomization uses {gen}: validate.sh checks plain files and would miss its effect")
+rendered, examples = sys.argv[1], sys.argv[2:]
+PLACEHOLDER = "service-placeholder"
 
-objs = []
-for f in listed + EXAMPLES:
-    if os.path.isfile(f):
-        for d in yaml.safe_load_all(open(f)):
-            if d:
-                objs.append((f, d))
+# Files: walk the kustomizations (resources and components) from deploy/k8s and dev-postgres.
+reached = set()
+def walk(d):
+    kf = os.path.normpath(os.path.join(d, "kustomization.yaml"))
+    if kf in reached:
+        return
+    if not os.path.isfile(kf):
+        err(f"{d}: no kustomization.yaml")
+        return
+    reached.add(kf)
+    k = yaml.safe_load(open(kf)) or {}
+    for entry in k.get("resources", []) + k.get("components", []):
+        if "://" in entry or entry.startswith(("github.com", "git@")):
+            err(f"{kf}: remote resource {entry} (offline: local paths only)")
+            continue
+        p = os.path.normpath(os.path.join(d, entry))
+        if os.path.isdir(p):
+            walk(p)
+        elif os.path.isfile(p):
+            reached.add(p)
+        else:
+            err(f"{kf} lists missing {entry}")
+walk(".")
+walk("dev-postgres")
+for root, dirs, files in os.walk("."):
+    for f in files:
+        p = os.path.normpath(os.path.join(root, f))
+        if f.endswith((".yaml", ".yml")) and p not in reached and f != "secret.example.yaml":
+            err(f"{p} is not reached from deploy/k8s/kustomization.yaml or dev-postgres/")
+
+if not rendered:
+    print("no rendered output (see render): file checks only")
+    for e in errors:
+        print("  ERROR:", e)
+    sys.exit(1)
+
+ns = yaml.safe_load(open("kustomization.yaml")).get("namespace")
+text = open(rendered).read()
+if PLACEHOLDER in text:
+    err(f"rendered output still contains {PLACEHOLDER}: a replacement in resource-service/ missed "
+        "its target (a selector that matches nothing is skipped silently)")
+objs = [("deploy/k8s", d) for d in yaml.safe_load_all(text) if d]
+for f in examples:
+    objs += [(f, d) for d in yaml.safe_load_all(open(f)) if d]
 by_kind = {}
 for f, d in objs:
-    by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
-    if d["kind"] != "Namespace" and d["metadata"].get("namespace") != ns:
-        err(f"{f}: {d['kind']}/{d['metadata']['name']} not in namespace {ns}")
+    kind, name = d["kind"], d["metadata"]["name"]
+    if name in by_kind.get(kind, {}):
+        err(f"{f}: {kind}/{name} defined twice")
+    by_kind.setdefault(kind, {})[name] = d
+    if kind != "Namespace" and d["metadata"].get("namespace") != ns:
+        err(f"{f}: {kind}/{name} not in namespace {ns}")
 if ns not in by_kind.get("Namespace", {}):
     err(f"no Namespace object {ns}")
 
@@ -110,8 +174,11 @@ deployments = by_kind.get("Deployment", {})
 for name, d in deployments.items():
     where = f"Deployment/{name}"
     spec, pod = d["spec"], d["spec"]["template"]["spec"]
-    if not subset(spec["selector"]["matchLabels"], d["spec"]["template"]["metadata"]["labels"]):
+    pod_labels = spec["template"]["metadata"]["labels"]
+    if not subset(spec["selector"]["matchLabels"], pod_labels):
         err(f"{where}: selector does not match the pod labels")
+    if pod_labels.get("app.kubernetes.io/name") != name:
+        err(f"{where}: pod label app.kubernetes.io/name is {pod_labels.get('app.kubernetes.io/name')}")
     if spec.get("replicas") != 2:
         err(f"{where}: replicas {spec.get('replicas')} != 2")
     psc = pod.get("securityContext", {})
@@ -119,9 +186,16 @@ for name, d in deployments.items():
         err(f"{where}: pod runAsNonRoot not true")
     if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
         err(f"{where}: seccompProfile not RuntimeDefault")
+    for t in pod.get("topologySpreadConstraints", []):
+        if not subset(t.get("labelSelector", {}).get("matchLabels"), pod_labels):
+            err(f"{where}: a topologySpreadConstraint does not select its own pods")
     vols = {v["name"]: v for v in pod.get("volumes", [])}
     for c in pod["containers"]:
         cw = f"{where} container {c['name']}"
+        if c["name"] != name:
+            err(f"{cw}: container name is not the Deployment's")
+        if c.get("image", "").split("@")[0].rsplit(":", 1)[0].rsplit("/", 1)[-1] != name:
+            err(f"{cw}: image {c.get('image')} is not .../{name}")
         sc = c.get("securityContext", {})
         if sc.get("readOnlyRootFilesystem") is not True:
             err(f"{cw}: readOnlyRootFilesystem not true")
@@ -138,24 +212,54 @@ for name, d in deployments.items():
             for r in ("cpu", "memory"):
                 if r not in res.get(kind, {}):
                     err(f"{cw}: no {kind}.{r}")
+        config = {}
         for ref in c.get("envFrom", []):
             for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
                 if key in ref and ref[key]["name"] not in by_kind.get(kind, {}):
                     err(f"{cw}: {kind} {ref[key]['name']} does not exist")
-        # DATA_DIR (from the ConfigMap) must be a mounted emptyDir: the key cache lives there.
-        data_dir = None
-        for ref in c.get("envFrom", []):
             if "configMapRef" in ref:
-                data_dir = by_kind.get("ConfigMap", {}).get(ref["configMapRef"]["name"], {}).get("data", {}).get("DATA_DIR", data_dir)
+                config.update(by_kind.get("ConfigMap", {}).get(ref["configMapRef"]["name"], {}).get("data", {}))
+        # DATA_DIR (from the ConfigMap) must be a mounted emptyDir: the key cache lives there.
+        data_dir = config.get("DATA_DIR")
         mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
         if not data_dir or data_dir not in mounts or "emptyDir" not in vols.get(mounts[data_dir], {}):
             err(f"{cw}: DATA_DIR {data_dir} is not an emptyDir mount")
-        ports = {p["name"] for p in c.get("ports", [])}
+        ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        http = ports.get("http")
+        if not isinstance(http, int) or http <= 0:
+            err(f"{cw}: no port `http` with a positive integer containerPort ({http!r})")
+        if config.get("LISTEN_ADDR", "").rsplit(":", 1)[-1] != str(http):
+            err(f"{cw}: LISTEN_ADDR {config.get('LISTEN_ADDR')} is not port {http}")
         for svc in by_kind.get("Service", {}).values():
-            if subset(svc["spec"].get("selector"), d["spec"]["template"]["metadata"]["labels"]):
+            if subset(svc["spec"].get("selector"), pod_labels):
                 for p in svc["spec"]["ports"]:
                     if isinstance(p.get("targetPort"), str) and p["targetPort"] not in ports:
                         err(f"Service/{svc['metadata']['name']}: targetPort {p['targetPort']} not a port of {name}")
+        # Its own NetworkPolicy (not default-deny's empty selector) must let its port in.
+        own = [p for p in by_kind.get("NetworkPolicy", {}).values()
+               if subset(p["spec"]["podSelector"].get("matchLabels"), pod_labels)]
+        if not own:
+            err(f"{where}: no NetworkPolicy selects its pods")
+        if not any(pp.get("port") == http for p in own for rule in p["spec"].get("ingress", [])
+                   for pp in rule.get("ports", [])):
+            err(f"{where}: no NetworkPolicy ingress on its port {http}")
+
+# Calls between the platform's services: an egress rule to a service's pods, and a URL
+# http://<service>:<port> in a ConfigMap, use that service's port.
+def http_port(name):
+    c = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+    return {p["name"]: p["containerPort"] for p in c.get("ports", [])}.get("http")
+for pname, p in by_kind.get("NetworkPolicy", {}).items():
+    for rule in p["spec"].get("egress", []):
+        for peer in rule.get("to", []):
+            callee = peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
+            if callee in deployments and http_port(callee) not in [pp.get("port") for pp in rule.get("ports", [])]:
+                err(f"NetworkPolicy/{pname}: egress to {callee} not on its port {http_port(callee)}")
+for cname, cm in by_kind.get("ConfigMap", {}).items():
+    for key, value in (cm.get("data") or {}).items():
+        for callee in deployments:
+            if value.startswith(f"http://{callee}:") and value.split(":")[2].split("/")[0] != str(http_port(callee)):
+                err(f"ConfigMap/{cname}: {key} {value} is not {callee}'s port {http_port(callee)}")
 
 pod_labels = [d["spec"]["template"]["metadata"]["labels"] for d in deployments.values()]
 for kind in ("Service", "PodDisruptionBudget"):
@@ -172,7 +276,8 @@ for name in deployments:
         err(f"Deployment/{name}: no Service")
 
 counts = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items()))
-print(f"{len(objs)} objects in {len(listed)} files + {', '.join(EXAMPLES)}: {counts}")
+print(f"{len(objs)} objects (rendered deploy/k8s + {', '.join(examples)}): {counts}; "
+      f"{len(reached)} kustomization files and manifests")
 for e in errors:
     print("  ERROR:", e)
 sys.exit(1 if errors else 0)
@@ -183,8 +288,13 @@ record $? "kustomization consistency"
 # ---- 2. schemas -------------------------------------------------------------------------------------
 for v in $K8S_VERSIONS; do
     step "kubernetes-validate --strict -k $v"
-    (cd "$K8S_DIR" && "$VENV/bin/kubernetes-validate" --strict -k "$v" "${ALL_MANIFESTS[@]}")
-    record $? "kubernetes-validate $v"
+    if [ ${#RENDERED[@]} -eq 2 ]; then
+        (cd "$K8S_DIR" && "$VENV/bin/kubernetes-validate" --strict -k "$v" "${RENDERED[@]}" "${EXAMPLES[@]}")
+        record $? "kubernetes-validate $v"
+    else
+        echo "no rendered output (see render)"
+        record 1 "kubernetes-validate $v"
+    fi
 done
 
 # ---- 3. yamllint ------------------------------------------------------------------------------------
@@ -203,11 +313,16 @@ if [ "$CHECKOV" = 1 ]; then
     # Offline: no Prisma Cloud guideline download, no PyPI update check (only loopback traffic).
     export BC_SKIP_MAPPING=TRUE CKV_SKIP_PACKAGE_UPDATE_CHECK=TRUE
     files=()
-    for f in "${ALL_MANIFESTS[@]}"; do files+=(-f "$f"); done
-    step "checkov: Kubernetes manifests"
-    (cd "$K8S_DIR" && "$VENV/bin/checkov" --quiet --compact --skip-download --framework kubernetes \
-        --skip-check CKV_K8S_43,CKV_K8S_15,CKV_K8S_35 "${files[@]}")
-    record $? "checkov kubernetes"
+    for f in "${RENDERED[@]}" "${EXAMPLES[@]}"; do files+=(-f "$f"); done
+    step "checkov: Kubernetes manifests (rendered) and example Secrets"
+    if [ ${#RENDERED[@]} -eq 2 ]; then
+        (cd "$K8S_DIR" && "$VENV/bin/checkov" --quiet --compact --skip-download --framework kubernetes \
+            --skip-check CKV_K8S_43,CKV_K8S_15,CKV_K8S_35 "${files[@]}")
+        record $? "checkov kubernetes"
+    else
+        echo "no rendered output (see render)"
+        record 1 "checkov kubernetes"
+    fi
     # Dockerfiles:
     #   CKV_DOCKER_2 (HEALTHCHECK) and CKV_DOCKER_3 (USER) hold; nothing skipped.
     step "checkov: Dockerfiles"

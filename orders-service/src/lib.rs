@@ -26,7 +26,7 @@ pub static SERVICE: ResourceService<Settings> = ResourceService::new("orders-ser
     .migrations(&MIGRATOR);
 
 /// Everything a handler needs.
-#[derive(Clone, FromRef)]
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     /// The orders database.
     pub pool: AnyPool,

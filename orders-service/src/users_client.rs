@@ -9,7 +9,7 @@ use shared_auth::fetch::{HttpClientError, bounded_client};
 use shared_auth::{ServiceTokenClient, ServiceTokenSettings};
 
 /// Fetches display names from users-service.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct UsersClient {
     http: reqwest::Client,
     base_url: String,

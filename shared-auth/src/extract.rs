@@ -134,7 +134,7 @@ fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
 /// The answers every protected operation can give besides its own, for `#[utoipa::path]`:
 /// `responses((status = 200, ...), ProtectedResponses)`. Written once, so no operation can
 /// forget one and their wording cannot drift apart.
-#[derive(utoipa::IntoResponses)]
+#[derive(Debug, utoipa::IntoResponses)]
 #[allow(dead_code, reason = "only the OpenAPI description of these variants is used")]
 pub enum ProtectedResponses {
     /// Malformed request: the Authorization header, the body or the query (RFC 6750 §3.1

@@ -21,6 +21,12 @@ pub struct FakeIssuer {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for FakeIssuer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("FakeIssuer").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     key: SigningKey,
     kid: String,

@@ -27,6 +27,7 @@ pub const REQUIRE_POSTGRES: &str = "REQUIRE_POSTGRES";
 
 /// A database for one test: a SQLite file in a temporary directory, or a fresh PostgreSQL
 /// database.
+#[derive(Debug)]
 pub struct TestDatabase {
     /// The `DATABASE_URL` to give the service.
     pub url: String,

@@ -41,6 +41,7 @@ pub fn free_port() -> SocketAddr {
 }
 
 /// One running service process; killed on drop.
+#[derive(Debug)]
 pub struct Process {
     child: Option<Child>,
     /// Its address.
@@ -69,7 +70,7 @@ impl Drop for Process {
 }
 
 /// Settings of a test stack.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct StackOptions {
     /// Seconds between publishing and using a rotated key.
     pub key_prepublish_secs: u64,
@@ -85,6 +86,12 @@ pub struct StackOptions {
     pub unknown_kid_cooldown_secs: u64,
     /// `Cache-Control: max-age` the auth server puts on its key set (drives service refresh).
     pub jwks_cache_max_age_secs: u64,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Stack").field("proxy", &self.proxy).finish_non_exhaustive()
+    }
 }
 
 impl Default for StackOptions {

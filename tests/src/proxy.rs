@@ -44,6 +44,12 @@ pub struct FaultProxy {
     shared: Shared,
 }
 
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("FaultProxy").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
 impl FaultProxy {
     /// Starts a proxy to `upstream` on a free loopback port.
     pub async fn start(upstream: String) -> Self {

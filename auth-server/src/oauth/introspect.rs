@@ -16,7 +16,7 @@ use crate::store::hash_token;
 
 /// RFC 7662 §2.2 response; only `active` when the token is not active.
 #[derive(Debug, Default, Serialize, ToSchema)]
-pub struct Introspection {
+pub(super) struct Introspection {
     /// Whether the token is currently valid.
     pub active: bool,
     /// `access_token` or `refresh_token`.

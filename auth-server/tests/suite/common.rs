@@ -9,7 +9,7 @@ use serde_json::Value;
 use testkit::TestDatabase;
 
 /// A running auth server.
-pub struct TestApp {
+pub(crate) struct TestApp {
     /// Base URL, also the issuer.
     pub url: String,
     /// HTTP client.
@@ -21,7 +21,7 @@ pub struct TestApp {
 }
 
 /// The configuration a test server starts from: defaults, the test database, `issuer` set.
-pub fn test_config(database: &TestDatabase, issuer: &str) -> Config {
+pub(crate) fn test_config(database: &TestDatabase, issuer: &str) -> Config {
     let mut config = Cli::parse_from(["auth-server"]).config;
     config.storage.database_url = Some(SecretString::from(database.url.clone()));
     config.storage.data_dir = database.dir.path().to_path_buf();
@@ -31,12 +31,12 @@ pub fn test_config(database: &TestDatabase, issuer: &str) -> Config {
 
 impl TestApp {
     /// Starts with default settings.
-    pub async fn start(database: TestDatabase) -> Self {
+    pub(crate) async fn start(database: TestDatabase) -> Self {
         Self::start_with(database, |_| {}).await
     }
 
     /// Starts with settings adjusted by `adjust`.
-    pub async fn start_with(database: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) async fn start_with(database: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
         if std::env::var("TEST_LOG").is_ok() {
             service_kit::init_telemetry();
         }
@@ -54,28 +54,28 @@ impl TestApp {
     }
 
     /// POST JSON.
-    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client.post(format!("{}{path}", self.url)).json(body).send().await.unwrap()
     }
 
     /// GET.
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{path}", self.url)).send().await.unwrap()
     }
 
     /// POST /v1/users.
-    pub async fn register(&self, username: &str, password: &str) -> reqwest::Response {
+    pub(crate) async fn register(&self, username: &str, password: &str) -> reqwest::Response {
         self.post_json("/v1/users", &serde_json::json!({"username": username, "password": password})).await
     }
 
     /// POST /v1/auth/login.
-    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+    pub(crate) async fn login(&self, username: &str, password: &str) -> reqwest::Response {
         self.post_json("/v1/auth/login", &serde_json::json!({"username": username, "password": password}))
             .await
     }
 
     /// Registers and logs in; returns the token response.
-    pub async fn registered_login(&self, username: &str, password: &str) -> Value {
+    pub(crate) async fn registered_login(&self, username: &str, password: &str) -> Value {
         assert_eq!(self.register(username, password).await.status(), 201);
         let response = self.login(username, password).await;
         assert_eq!(response.status(), 200);
@@ -83,12 +83,12 @@ impl TestApp {
     }
 
     /// POST a form to the token endpoint (or another OAuth endpoint).
-    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.client.post(format!("{}{path}", self.url)).form(form).send().await.unwrap()
     }
 
     /// Registers a client directly in the database; returns its secret.
-    pub async fn create_client(&self, client_id: &str, scopes: &[&str], audiences: &[&str]) -> String {
+    pub(crate) async fn create_client(&self, client_id: &str, scopes: &[&str], audiences: &[&str]) -> String {
         let secret = auth_server::clients::generate_secret();
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         let audiences: Vec<String> = audiences.iter().map(|s| s.to_string()).collect();
@@ -99,13 +99,13 @@ impl TestApp {
     }
 
     /// The current JWKS.
-    pub async fn jwks(&self) -> Value {
+    pub(crate) async fn jwks(&self) -> Value {
         self.get("/.well-known/jwks.json").await.json().await.unwrap()
     }
 }
 
 /// Decodes a JWT part without verifying it.
-pub fn decode_part(token: &str, index: usize) -> Value {
+pub(crate) fn decode_part(token: &str, index: usize) -> Value {
     use base64::Engine as _;
     let part = token.split('.').nth(index).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
@@ -114,20 +114,20 @@ pub fn decode_part(token: &str, index: usize) -> Value {
 /// Calls of the OAuth endpoints, logout and the revocation feed.
 impl TestApp {
     /// POST /oauth2/token with `grant_type=refresh_token`, without client authentication.
-    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
         self.post_form("/oauth2/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
             .await
     }
 
     /// Refreshes and asserts success; returns the token response.
-    pub async fn refreshed(&self, refresh_token: &str) -> Value {
+    pub(crate) async fn refreshed(&self, refresh_token: &str) -> Value {
         let response = self.refresh(refresh_token).await;
         assert_eq!(response.status(), 200, "refresh failed");
         response.json().await.unwrap()
     }
 
     /// POST a form authenticated as a client by HTTP Basic.
-    pub async fn post_form_as(
+    pub(crate) async fn post_form_as(
         &self,
         path: &str,
         client_id: &str,
@@ -144,7 +144,7 @@ impl TestApp {
     }
 
     /// A client-credentials token response (HTTP Basic, registered scopes); asserts 200.
-    pub async fn client_token(&self, client_id: &str, secret: &str) -> Value {
+    pub(crate) async fn client_token(&self, client_id: &str, secret: &str) -> Value {
         let response = self
             .post_form_as("/oauth2/token", client_id, secret, &[("grant_type", "client_credentials")])
             .await;
@@ -153,14 +153,14 @@ impl TestApp {
     }
 
     /// POST /oauth2/introspect as the given client; asserts 200 and returns the body.
-    pub async fn introspect(&self, client_id: &str, secret: &str, token: &str) -> Value {
+    pub(crate) async fn introspect(&self, client_id: &str, secret: &str, token: &str) -> Value {
         let response = self.post_form_as("/oauth2/introspect", client_id, secret, &[("token", token)]).await;
         assert_eq!(response.status(), 200, "introspection failed");
         response.json().await.unwrap()
     }
 
     /// POST /v1/auth/logout with `access_token` as bearer.
-    pub async fn logout(&self, access_token: &str) -> reqwest::Response {
+    pub(crate) async fn logout(&self, access_token: &str) -> reqwest::Response {
         self.client
             .post(format!("{}/v1/auth/logout", self.url))
             .bearer_auth(access_token)
@@ -171,7 +171,7 @@ impl TestApp {
 
     /// The payload of `GET /v1/revocations`, decoded without checking the signature (tests that
     /// care about the signature check it themselves).
-    pub async fn revocation_list(&self) -> shared_auth::revocation::RevocationList {
+    pub(crate) async fn revocation_list(&self) -> shared_auth::revocation::RevocationList {
         let response = self.get("/v1/revocations").await;
         assert_eq!(response.status(), 200);
         let compact = response.text().await.unwrap();
@@ -181,12 +181,12 @@ impl TestApp {
 }
 
 /// The status and JSON body of a response.
-pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+pub(crate) async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
 
 /// Whether `id` is listed in `entries` (sessions or tokens of a revocation list).
-pub fn lists(entries: &[shared_auth::revocation::RevokedEntry], id: &str) -> bool {
+pub(crate) fn lists(entries: &[shared_auth::revocation::RevokedEntry], id: &str) -> bool {
     entries.iter().any(|entry| entry.id == id)
 }

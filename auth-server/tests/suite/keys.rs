@@ -119,7 +119,7 @@ async fn private_keys_are_encrypted_at_rest_when_an_encryption_key_is_configured
         let mut config = common::test_config(&app.database, &app.url);
         config.storage.database_url = Some(secrecy::SecretString::from(url.clone()));
         config.key_encryption_key = wrong.map(secrecy::SecretString::from);
-        let error = auth_server::build_state(config).await.err().expect("must refuse to start");
+        let error = auth_server::build_state(config).await.expect_err("must refuse to start");
         assert!(format!("{error:#}").contains("KEY_ENCRYPTION_KEY"), "{error:#}");
     }
 }

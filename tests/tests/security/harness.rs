@@ -25,14 +25,14 @@ use shared_auth::time::unix_now_i64;
 use testkit::TestDatabase;
 
 /// Key ids the trusted issuer publishes.
-pub const KID_EDDSA: &str = "trusted-eddsa";
+pub(crate) const KID_EDDSA: &str = "trusted-eddsa";
 /// The ES256 key's id.
-pub const KID_ES256: &str = "trusted-es256";
+pub(crate) const KID_ES256: &str = "trusted-es256";
 /// The RS256 key's id.
-pub const KID_RS256: &str = "trusted-rs256";
+pub(crate) const KID_RS256: &str = "trusted-rs256";
 
 /// The issuer's three private keys, generated once per test process (RSA takes a while).
-pub struct TrustedKeys {
+pub(crate) struct TrustedKeys {
     /// Ed25519, the platform default.
     pub eddsa: SigningKey,
     /// P-256.
@@ -43,7 +43,7 @@ pub struct TrustedKeys {
 
 impl TrustedKeys {
     /// The key published under `kid`.
-    pub fn by_kid(&self, kid: &str) -> &SigningKey {
+    pub(crate) fn by_kid(&self, kid: &str) -> &SigningKey {
         match kid {
             KID_ES256 => &self.es256,
             KID_RS256 => &self.rs256,
@@ -52,13 +52,13 @@ impl TrustedKeys {
     }
 
     /// `(kid, key)` for each published key.
-    pub fn all(&self) -> [(&'static str, &SigningKey); 3] {
+    pub(crate) fn all(&self) -> [(&'static str, &SigningKey); 3] {
         [(KID_EDDSA, &self.eddsa), (KID_ES256, &self.es256), (KID_RS256, &self.rs256)]
     }
 }
 
 /// The process-wide trusted keys.
-pub fn trusted_keys() -> &'static TrustedKeys {
+pub(crate) fn trusted_keys() -> &'static TrustedKeys {
     static KEYS: OnceLock<TrustedKeys> = OnceLock::new();
     KEYS.get_or_init(|| TrustedKeys {
         eddsa: SigningKey::generate(Algorithm::EdDSA).unwrap(),
@@ -68,7 +68,7 @@ pub fn trusted_keys() -> &'static TrustedKeys {
 }
 
 /// A key nobody trusts, for signatures an attacker could make.
-pub fn attacker_key(algorithm: Algorithm) -> &'static SigningKey {
+pub(crate) fn attacker_key(algorithm: Algorithm) -> &'static SigningKey {
     static EDDSA: OnceLock<SigningKey> = OnceLock::new();
     static ES256: OnceLock<SigningKey> = OnceLock::new();
     static RS256: OnceLock<SigningKey> = OnceLock::new();
@@ -81,18 +81,18 @@ pub fn attacker_key(algorithm: Algorithm) -> &'static SigningKey {
 }
 
 /// The public JWK of a trusted key, exactly as the issuer publishes it.
-pub fn trusted_jwk(kid: &str) -> Jwk {
+pub(crate) fn trusted_jwk(kid: &str) -> Jwk {
     trusted_keys().by_kid(kid).verifying_key().to_jwk(kid)
 }
 
 /// The public key of a trusted key.
-pub fn trusted_public(kid: &str) -> VerifyingKey {
+pub(crate) fn trusted_public(kid: &str) -> VerifyingKey {
     trusted_keys().by_kid(kid).verifying_key()
 }
 
 /// An auth-server stand-in on a loopback port: discovery and the JWKS of [`trusted_keys`].
 #[derive(Clone)]
-pub struct TrustedIssuer {
+pub(crate) struct TrustedIssuer {
     /// Base URL, the `iss` of its tokens.
     pub url: String,
     jwks_fetches: Arc<AtomicUsize>,
@@ -100,7 +100,7 @@ pub struct TrustedIssuer {
 
 impl TrustedIssuer {
     /// Starts the issuer.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = Self {
             url: format!("http://{}", listener.local_addr().unwrap()),
@@ -115,7 +115,7 @@ impl TrustedIssuer {
     }
 
     /// How often the key set was fetched.
-    pub fn jwks_fetches(&self) -> usize {
+    pub(crate) fn jwks_fetches(&self) -> usize {
         self.jwks_fetches.load(Ordering::SeqCst)
     }
 }
@@ -134,30 +134,30 @@ async fn jwks(State(issuer): State<TrustedIssuer>) -> axum::Json<JwkSet> {
 }
 
 /// base64url without padding.
-pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+pub(crate) fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A compact JWS over the exact `header` and `payload` bytes, signed by `key`.
-pub fn sign_raw(key: &SigningKey, header: &[u8], payload: &[u8]) -> String {
+pub(crate) fn sign_raw(key: &SigningKey, header: &[u8], payload: &[u8]) -> String {
     let input = format!("{}.{}", b64(header), b64(payload));
     let signature = key.sign(input.as_bytes()).unwrap();
     format!("{input}.{}", b64(signature))
 }
 
 /// A compact JWS of JSON `header` and `claims`, signed by `key`.
-pub fn sign_json(key: &SigningKey, header: &Value, claims: &Value) -> String {
+pub(crate) fn sign_json(key: &SigningKey, header: &Value, claims: &Value) -> String {
     sign_raw(key, &serde_json::to_vec(header).unwrap(), &serde_json::to_vec(claims).unwrap())
 }
 
 /// The header a genuine access token signed by the trusted key `kid` has.
-pub fn header_for(kid: &str) -> Value {
+pub(crate) fn header_for(kid: &str) -> Value {
     let algorithm = trusted_keys().by_kid(kid).algorithm();
     json!({"alg": algorithm.as_str(), "typ": "at+jwt", "kid": kid})
 }
 
 /// Genuine claims of a user access token from `issuer` for `audience`.
-pub fn user_claims(issuer: &str, audience: &str) -> Value {
+pub(crate) fn user_claims(issuer: &str, audience: &str) -> Value {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let now = unix_now_i64();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -178,7 +178,7 @@ pub fn user_claims(issuer: &str, audience: &str) -> Value {
 }
 
 /// Genuine claims of a client-credentials token.
-pub fn service_claims(issuer: &str, audience: &str, scope: &str) -> Value {
+pub(crate) fn service_claims(issuer: &str, audience: &str, scope: &str) -> Value {
     let mut claims = user_claims(issuer, audience);
     let object = claims.as_object_mut().unwrap();
     object.insert("sub".into(), json!("orders-service"));
@@ -190,13 +190,13 @@ pub fn service_claims(issuer: &str, audience: &str, scope: &str) -> Value {
 }
 
 /// `claims` with `member` set to `value`.
-pub fn with(mut claims: Value, member: &str, value: Value) -> Value {
+pub(crate) fn with(mut claims: Value, member: &str, value: Value) -> Value {
     claims.as_object_mut().unwrap().insert(member.into(), value);
     claims
 }
 
 /// `claims` without `member`.
-pub fn without(mut claims: Value, member: &str) -> Value {
+pub(crate) fn without(mut claims: Value, member: &str) -> Value {
     claims.as_object_mut().unwrap().remove(member);
     claims
 }
@@ -207,7 +207,7 @@ fn storage(database: &TestDatabase) -> (Option<SecretString>, std::path::PathBuf
 }
 
 /// users-service, in-process on a loopback port, trusting a [`TrustedIssuer`].
-pub struct UsersApp {
+pub(crate) struct UsersApp {
     /// Base URL.
     pub url: String,
     /// The issuer it trusts.
@@ -222,7 +222,7 @@ pub struct UsersApp {
 impl UsersApp {
     /// Starts users-service with fresh keys loaded, and proves a genuine token is accepted, so
     /// every rejection a test sees is the forgery's doing.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let issuer = TrustedIssuer::start().await;
         let database = TestDatabase::sqlite();
         let testkit::StartedService { url, router, .. } = testkit::start_resource_service(
@@ -242,32 +242,32 @@ impl UsersApp {
     }
 
     /// Genuine claims for this service.
-    pub fn claims(&self) -> Value {
+    pub(crate) fn claims(&self) -> Value {
         user_claims(&self.issuer.url, "users-service")
     }
 
     /// A genuine token signed by the trusted EdDSA key.
-    pub fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         self.token_signed_by(KID_EDDSA)
     }
 
     /// A genuine token signed by the trusted key `kid`.
-    pub fn token_signed_by(&self, kid: &str) -> String {
+    pub(crate) fn token_signed_by(&self, kid: &str) -> String {
         sign_json(trusted_keys().by_kid(kid), &header_for(kid), &self.claims())
     }
 
     /// `claims` with a genuine header, signed by the trusted EdDSA key.
-    pub fn sign_claims(&self, claims: &Value) -> String {
+    pub(crate) fn sign_claims(&self, claims: &Value) -> String {
         sign_json(&trusted_keys().eddsa, &header_for(KID_EDDSA), claims)
     }
 
     /// Genuine claims under `header`, signed by the trusted EdDSA key.
-    pub fn sign_header(&self, header: &Value) -> String {
+    pub(crate) fn sign_header(&self, header: &Value) -> String {
         sign_json(&trusted_keys().eddsa, header, &self.claims())
     }
 
     /// `GET path` with exactly these `Authorization` header values (none, one or several).
-    pub async fn get_with(&self, path: &str, authorization: &[&[u8]]) -> Outcome {
+    pub(crate) async fn get_with(&self, path: &str, authorization: &[&[u8]]) -> Outcome {
         let mut request = self.http.get(format!("{}{path}", self.url));
         for value in authorization {
             request = request.header(
@@ -279,14 +279,14 @@ impl UsersApp {
     }
 
     /// `GET /v1/users/me` with `Authorization: Bearer <token>`.
-    pub async fn send_token(&self, token: &str) -> Outcome {
+    pub(crate) async fn send_token(&self, token: &str) -> Outcome {
         self.get_with("/v1/users/me", &[format!("Bearer {token}").as_bytes()]).await
     }
 }
 
 /// What came back: the parts of a response the RFC 6750 contract is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// HTTP status.
     pub status: u16,
     /// The `WWW-Authenticate` value, if any.
@@ -297,7 +297,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// Reads status and headers.
-    pub async fn read(response: reqwest::Response) -> Self {
+    pub(crate) async fn read(response: reqwest::Response) -> Self {
         let header = |name: reqwest::header::HeaderName| {
             response.headers().get(name).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         };
@@ -311,7 +311,7 @@ impl Outcome {
 
 /// The outcome a case must have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
+pub(crate) enum Expect {
     /// 401 `invalid_token` for exactly this reason (the `error_description`).
     Rejected(VerifyError),
     /// 400 `invalid_request`: the `Authorization` header is not `Bearer <b64token>`.
@@ -326,7 +326,7 @@ pub enum Expect {
 
 impl Expect {
     /// Why `outcome` does not satisfy this expectation, if it does not.
-    pub fn mismatch(self, outcome: &Outcome) -> Option<String> {
+    pub(crate) fn mismatch(self, outcome: &Outcome) -> Option<String> {
         let challenge = outcome.challenge.as_deref().unwrap_or("");
         let problem_json = outcome.content_type.as_deref() == Some("application/problem+json");
         let ok = match self {
@@ -377,7 +377,7 @@ fn challenge_follows_rfc6750_grammar(challenge: &str) -> bool {
 }
 
 /// One row of a rule's table: what is sent and what must come back.
-pub struct Case {
+pub(crate) struct Case {
     /// Short description, shown on failure.
     pub name: String,
     /// The `Authorization` header values sent (usually one `Bearer <token>`).
@@ -390,17 +390,17 @@ pub struct Case {
 
 impl Case {
     /// `Authorization: Bearer <token>` on `GET /v1/users/me`.
-    pub fn token(name: impl Into<String>, token: impl Into<String>, expect: Expect) -> Self {
+    pub(crate) fn token(name: impl Into<String>, token: impl Into<String>, expect: Expect) -> Self {
         Self::header(name, format!("Bearer {}", token.into()).into_bytes(), expect)
     }
 
     /// `Authorization: <value>` verbatim.
-    pub fn header(name: impl Into<String>, value: impl Into<Vec<u8>>, expect: Expect) -> Self {
+    pub(crate) fn header(name: impl Into<String>, value: impl Into<Vec<u8>>, expect: Expect) -> Self {
         Self { name: name.into(), authorization: vec![value.into()], path: "/v1/users/me", expect }
     }
 
     /// The same request on another path.
-    pub fn on(mut self, path: &'static str) -> Self {
+    pub(crate) fn on(mut self, path: &'static str) -> Self {
         self.path = path;
         self
     }
@@ -408,7 +408,7 @@ impl Case {
 
 /// Runs every case against `app`, then fails with the list of every case that went wrong (not
 /// just the first). Returns the number of cases, which each rule's test prints.
-pub async fn check(app: &UsersApp, rule: &str, cases: Vec<Case>) -> usize {
+pub(crate) async fn check(app: &UsersApp, rule: &str, cases: Vec<Case>) -> usize {
     let mut failures = Vec::new();
     for case in &cases {
         let values: Vec<&[u8]> = case.authorization.iter().map(Vec::as_slice).collect();
@@ -430,7 +430,7 @@ pub async fn check(app: &UsersApp, rule: &str, cases: Vec<Case>) -> usize {
 
 /// The auth server in-process on a loopback port, with a fresh database and cheap Argon2 unless
 /// a test asks otherwise.
-pub struct AuthApp {
+pub(crate) struct AuthApp {
     /// Base URL, also the issuer.
     pub url: String,
     /// The router, for `oneshot` calls.
@@ -444,7 +444,7 @@ pub struct AuthApp {
 
 impl AuthApp {
     /// Starts with Argon2 at 1 MiB × 1 iteration (tests hash many passwords).
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(|config| {
             config.argon2_memory_kib = 1024;
             config.argon2_iterations = 1;
@@ -453,7 +453,7 @@ impl AuthApp {
     }
 
     /// Starts with the configuration adjusted by `adjust`.
-    pub async fn start_with(adjust: impl FnOnce(&mut auth_server::config::Config)) -> Self {
+    pub(crate) async fn start_with(adjust: impl FnOnce(&mut auth_server::config::Config)) -> Self {
         let database = TestDatabase::sqlite();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -472,17 +472,17 @@ impl AuthApp {
     }
 
     /// POST JSON.
-    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+    pub(crate) async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.http.post(format!("{}{path}", self.url)).json(body).send().await.unwrap()
     }
 
     /// POST a form.
-    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http.post(format!("{}{path}", self.url)).form(form).send().await.unwrap()
     }
 
     /// `POST /v1/users`; returns the status.
-    pub async fn register(&self, username: &str, password: &str) -> u16 {
+    pub(crate) async fn register(&self, username: &str, password: &str) -> u16 {
         self.post_json("/v1/users", &json!({"username": username, "password": password}))
             .await
             .status()
@@ -490,12 +490,12 @@ impl AuthApp {
     }
 
     /// `POST /v1/auth/login`.
-    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+    pub(crate) async fn login(&self, username: &str, password: &str) -> reqwest::Response {
         self.post_json("/v1/auth/login", &json!({"username": username, "password": password})).await
     }
 
     /// Registers and logs in; returns the token response.
-    pub async fn registered_login(&self, username: &str, password: &str) -> Value {
+    pub(crate) async fn registered_login(&self, username: &str, password: &str) -> Value {
         assert_eq!(self.register(username, password).await, 201);
         let response = self.login(username, password).await;
         assert_eq!(response.status(), 200);
@@ -505,7 +505,7 @@ impl AuthApp {
 
 /// orders-service in-process against a [`TrustedIssuer`], without a users-service (orders are
 /// created without a customer name).
-pub struct OrdersApp {
+pub(crate) struct OrdersApp {
     /// The router, for `oneshot` calls.
     pub router: Router,
     /// The issuer it trusts.
@@ -515,7 +515,7 @@ pub struct OrdersApp {
 
 impl OrdersApp {
     /// Starts orders-service with keys loaded.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let issuer = TrustedIssuer::start().await;
         let database = TestDatabase::sqlite();
         let started = testkit::start_resource_service(
@@ -533,7 +533,7 @@ impl OrdersApp {
     }
 
     /// A genuine user token for orders-service.
-    pub fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         sign_json(
             &trusted_keys().eddsa,
             &header_for(KID_EDDSA),
@@ -543,7 +543,7 @@ impl OrdersApp {
 }
 
 /// Sends `request` through `router` without a socket; returns status, content type and body.
-pub async fn oneshot(
+pub(crate) async fn oneshot(
     router: &Router,
     request: axum::http::Request<axum::body::Body>,
 ) -> (u16, Option<String>, Vec<u8>) {
