@@ -125,7 +125,7 @@ pub async fn disable_user(state: &AppState, username: &str) -> anyhow::Result<us
         sessions::end_session(state, sid).await?;
     }
     // Also cut off any token of this subject issued until now (client tokens have no session).
-    let until = now + i64::try_from(state.config.access_token_ttl_secs).unwrap_or(0) + 60;
+    let until = now + state.config.access_token_ttl_secs.as_i64() + 60;
     let mut connection = state.pool.acquire().await?;
     sessions::upsert_revocation(&mut connection, "subject", &user.id, now + 1, until).await?;
     Ok(sids.len())

@@ -6,6 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
+use service_kit::Seconds;
 use service_kit::db::{StorageArgs, parse_secret};
 use shared_auth::jws::Algorithm;
 
@@ -37,14 +38,14 @@ pub struct Config {
     #[arg(long, env = "ISSUER", default_value = "http://127.0.0.1:8080", global = true)]
     pub issuer: String,
     /// Access-token lifetime in seconds.
-    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900, global = true)]
-    pub access_token_ttl_secs: u64,
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value = "900", global = true)]
+    pub access_token_ttl_secs: Seconds,
     /// Absolute refresh-token (session) lifetime in seconds.
-    #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600, global = true)]
-    pub refresh_token_ttl_secs: u64,
+    #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value = "2592000", global = true)]
+    pub refresh_token_ttl_secs: Seconds,
     /// A refresh token unused for this many seconds dies.
-    #[arg(long, env = "REFRESH_IDLE_TTL_SECS", default_value_t = 7 * 24 * 3600, global = true)]
-    pub refresh_idle_ttl_secs: u64,
+    #[arg(long, env = "REFRESH_IDLE_TTL_SECS", default_value = "604800", global = true)]
+    pub refresh_idle_ttl_secs: Seconds,
     /// Audiences of user access tokens (comma-separated).
     #[arg(
         long,
@@ -62,14 +63,14 @@ pub struct Config {
     pub signing_alg: Algorithm,
     /// Seconds between publishing a rotated key and signing with it; at least the services'
     /// maximum key-refresh interval (JWKS_REFRESH_MAX_SECS, default 300).
-    #[arg(long, env = "KEY_PREPUBLISH_SECS", default_value_t = 600, global = true)]
-    pub key_prepublish_secs: u64,
+    #[arg(long, env = "KEY_PREPUBLISH_SECS", default_value = "600", global = true)]
+    pub key_prepublish_secs: Seconds,
     /// Base64 of 32 random bytes; encrypts private signing keys at rest. Strongly recommended.
     #[arg(long, env = "KEY_ENCRYPTION_KEY", value_parser = parse_secret, hide_env_values = true, global = true)]
     pub key_encryption_key: Option<SecretString>,
     /// `Cache-Control: max-age` of the key set and discovery documents, in seconds.
-    #[arg(long, env = "JWKS_MAX_AGE_SECS", default_value_t = 300, global = true)]
-    pub jwks_max_age_secs: u64,
+    #[arg(long, env = "JWKS_MAX_AGE_SECS", default_value = "300", global = true)]
+    pub jwks_max_age_secs: Seconds,
     /// Argon2id memory cost in KiB.
     #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19_456, global = true)]
     pub argon2_memory_kib: u32,
@@ -83,7 +84,8 @@ pub struct Config {
     #[arg(long, env = "HASH_CONCURRENCY", global = true)]
     pub hash_concurrency: Option<usize>,
     /// Longest wait for a hashing slot before answering 503 (milliseconds).
-    #[arg(long, env = "HASH_QUEUE_TIMEOUT_MS", default_value_t = 2_000, global = true)]
+    #[arg(long, env = "HASH_QUEUE_TIMEOUT_MS", default_value_t = 2_000, global = true,
+        value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub hash_queue_timeout_ms: u64,
     /// Failed logins per account (and per client address) before throttling starts.
     #[arg(long, env = "LOGIN_FAILURE_THRESHOLD", default_value_t = 5, global = true)]
@@ -93,8 +95,8 @@ pub struct Config {
     #[arg(long, env = "TRUST_X_FORWARDED_FOR", default_value_t = false, global = true)]
     pub trust_x_forwarded_for: bool,
     /// How often replicas re-read the signing keys from the database (seconds).
-    #[arg(long, env = "KEY_RELOAD_SECS", default_value_t = 10, global = true)]
-    pub key_reload_secs: u64,
+    #[arg(long, env = "KEY_RELOAD_SECS", default_value = "10", global = true)]
+    pub key_reload_secs: Seconds,
 }
 
 /// Operator subcommands; they work on the same database and exit.
@@ -174,7 +176,7 @@ pub enum KeysCommand {
 impl Config {
     /// Access-token lifetime.
     pub fn access_token_ttl(&self) -> Duration {
-        Duration::from_secs(self.access_token_ttl_secs)
+        self.access_token_ttl_secs.duration()
     }
 
     /// Hashing settings from the flags.
@@ -203,7 +205,7 @@ impl Config {
         };
         Ok(KeyRingSettings {
             algorithm: self.signing_alg,
-            prepublish: Duration::from_secs(self.key_prepublish_secs),
+            prepublish: self.key_prepublish_secs.duration(),
             access_token_ttl: self.access_token_ttl(),
             encryption_key,
         })

@@ -19,7 +19,6 @@ pub mod store;
 pub mod throttle;
 pub mod tokens;
 
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -56,7 +55,7 @@ pub fn router(state: AppState) -> Router {
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let listen_addr = config.listen_addr;
-    let key_reload = Duration::from_secs(config.key_reload_secs.max(1));
+    let key_reload = config.key_reload_secs.max(service_kit::Seconds::new(1)).duration();
     let state = build_state(config).await?;
     state.tokens.keyring().spawn_reload(key_reload);
     let listener = tokio::net::TcpListener::bind(listen_addr)

@@ -10,7 +10,7 @@ use crate::state::AppState;
 /// token of the session has expired.
 pub async fn end_session(state: &AppState, sid: &str) -> anyhow::Result<()> {
     let now = unix_now_i64();
-    let revoked_until = now + i64::try_from(state.config.access_token_ttl_secs).unwrap_or(0) + 60;
+    let revoked_until = now + state.config.access_token_ttl_secs.as_i64() + 60;
     let mut transaction = state.pool.begin().await.context("failed to start transaction")?;
     sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE sid = $2 AND revoked_at IS NULL")
         .bind(now)

@@ -58,6 +58,7 @@ pub mod problem;
 pub mod readiness;
 pub mod resource;
 mod serve;
+mod settings;
 mod telemetry;
 
 pub use app::App;
@@ -68,5 +69,6 @@ pub use layers::{MAX_BODY_BYTES, REQUEST_TIMEOUT};
 pub use readiness::{Readiness, ReadinessCheck, ReadyStatus};
 pub use resource::{BuiltService, NoSettings, ResourceConfig, ResourceService, Resources};
 pub use serve::{serve, shutdown_signal};
+pub use settings::{MAX_SECONDS, Seconds};
 pub use shared_auth::ProtectedResponses;
 pub use telemetry::init_telemetry;

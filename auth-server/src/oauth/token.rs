@@ -197,7 +197,7 @@ async fn refresh(
     // Consume atomically: of two concurrent refreshes with one token, exactly one updates the
     // row; the other sees zero rows and is treated as the reuse it is.
     let next = new_refresh_token();
-    let idle_ttl = i64::try_from(state.config.refresh_idle_ttl_secs).unwrap_or(i64::MAX);
+    let idle_ttl = state.config.refresh_idle_ttl_secs.as_i64();
     let mut transaction = state.pool.begin().await?;
     let consumed =
         sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")

@@ -111,8 +111,8 @@ async fn login(
             user_id: &user.id,
             client_id: FIRST_PARTY_CLIENT,
             scope: &scope,
-            absolute_ttl: i64::try_from(config.refresh_token_ttl_secs).unwrap_or(i64::MAX),
-            idle_ttl: i64::try_from(config.refresh_idle_ttl_secs).unwrap_or(i64::MAX),
+            absolute_ttl: config.refresh_token_ttl_secs.as_i64(),
+            idle_ttl: config.refresh_idle_ttl_secs.as_i64(),
         },
     )
     .await?;

@@ -127,3 +127,31 @@ fn help_documents_the_environment_variables() {
         assert!(help.contains(variable), "{variable} missing from --help");
     }
 }
+
+/// A lifetime, age or interval beyond ten years is refused at start, naming the setting,
+/// rather than wrapping or being clamped where tokens and sessions compute their expiry.
+#[test]
+fn absurd_durations_are_a_clear_start_up_error() {
+    let data_dir = tempfile::tempdir().unwrap();
+    for variable in [
+        "ACCESS_TOKEN_TTL_SECS",
+        "REFRESH_TOKEN_TTL_SECS",
+        "REFRESH_IDLE_TTL_SECS",
+        "KEY_PREPUBLISH_SECS",
+        "JWKS_MAX_AGE_SECS",
+        "KEY_RELOAD_SECS",
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_auth-server"))
+            .args(["keys", "list"])
+            .env("DATA_DIR", data_dir.path())
+            .env_remove("DATABASE_URL")
+            .env(variable, "18446744073709551615")
+            .output()
+            .unwrap();
+
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{variable}: {stderr}");
+        assert!(stderr.contains("ten years"), "{variable}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{variable}: {stderr}");
+    }
+}

@@ -10,7 +10,7 @@ fn kid(token: &str) -> String {
 
 testkit::on_both_backends! {
     async fn rotation_publishes_the_next_key_at_once_but_signs_with_it_only_after_prepublication(database) {
-        let app = TestApp::start_with(database, |config| config.key_prepublish_secs = 3600).await;
+        let app = TestApp::start_with(database, |config| config.key_prepublish_secs = service_kit::Seconds::new(3600)).await;
         let before = app.registered_login("kate", "kate-password").await;
         let old_kid = kid(before["access_token"].as_str().unwrap());
 
@@ -28,7 +28,7 @@ testkit::on_both_backends! {
     }
 
     async fn a_token_signed_before_a_rotation_still_verifies_after_it(database) {
-        let app = TestApp::start_with(database, |config| config.key_prepublish_secs = 0).await;
+        let app = TestApp::start_with(database, |config| config.key_prepublish_secs = service_kit::Seconds::new(0)).await;
         let before = app.registered_login("liam", "liam-password").await;
         let old_token = before["access_token"].as_str().unwrap().to_owned();
 

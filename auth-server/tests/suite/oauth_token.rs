@@ -87,7 +87,7 @@ testkit::on_both_backends! {
     }
 
     async fn a_refresh_token_dies_at_the_absolute_session_lifetime_even_when_kept_in_use(database) {
-        let app = TestApp::start_with(database, |config| config.refresh_token_ttl_secs = 2).await;
+        let app = TestApp::start_with(database, |config| config.refresh_token_ttl_secs = service_kit::Seconds::new(2)).await;
         let login = app.registered_login("uma", "uma-password").await;
         let rotated = app.refreshed(login["refresh_token"].as_str().unwrap()).await;
 
@@ -99,7 +99,7 @@ testkit::on_both_backends! {
     }
 
     async fn a_refresh_token_left_unused_for_the_idle_lifetime_dies(database) {
-        let app = TestApp::start_with(database, |config| config.refresh_idle_ttl_secs = 1).await;
+        let app = TestApp::start_with(database, |config| config.refresh_idle_ttl_secs = service_kit::Seconds::new(1)).await;
         let login = app.registered_login("vera", "vera-password").await;
 
         tokio::time::sleep(PAST_TWO_SECONDS).await;

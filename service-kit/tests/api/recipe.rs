@@ -42,3 +42,20 @@ fn a_bad_flag_is_a_clear_error_not_a_panic() {
 
     assert!(error.to_string().contains("--listen-addr"), "{error}");
 }
+
+#[test]
+fn absurd_durations_are_refused_when_the_flags_are_parsed() {
+    for flag in [
+        "--jwks-refresh-min-secs",
+        "--jwks-refresh-max-secs",
+        "--jwks-max-age-secs",
+        "--unknown-kid-cooldown-secs",
+        "--revocation-poll-secs",
+        "--token-leeway-secs",
+        "--auth-fetch-timeout-ms",
+    ] {
+        let error = SERVICE.config_from(["hello-service", flag, "18446744073709551615"]).unwrap_err();
+
+        assert!(error.to_string().contains(flag), "{flag}: {error}");
+    }
+}
