@@ -45,6 +45,8 @@ impl AppState {
         let issuer = config.issuer();
         let tokens = TokenIssuer::new(keyring.clone(), issuer.clone(), config.access_token_ttl());
         let keys = keyring.verifier_keys();
+        // This list stays empty: the auth server owns the revocations, so it checks them in its
+        // database (`AppState::verify_unrevoked`) instead of polling its own feed.
         let revocations = Revocations::new(RevocationSettings::default(), keys.clone());
         let mut settings = VerifierSettings::new(issuer, "");
         settings.check_audience = false;
@@ -53,6 +55,25 @@ impl AppState {
         let throttle = LoginThrottle::new(pool.clone(), config.login_failure_threshold);
         let registrations = RegistrationLocks::default();
         Self { pool, config: Arc::new(config), hasher, tokens, verifier, throttle, registrations }
+    }
+}
+
+impl AppState {
+    /// Verifies an access token as the services do, then against the revocations in the
+    /// database, where logout, `/oauth2/revoke` and `users disable` write them: no poll delay,
+    /// and the same answer on every replica. `Ok(None)` for a token that is not (or no longer)
+    /// valid.
+    pub async fn verify_unrevoked(
+        &self,
+        token: &str,
+    ) -> anyhow::Result<Option<std::sync::Arc<shared_auth::AccessClaims>>> {
+        let Ok(claims) = self.verifier.verify(token).await else {
+            return Ok(None);
+        };
+        if crate::sessions::is_revoked(&self.pool, &claims).await? {
+            return Ok(None);
+        }
+        Ok(Some(claims))
     }
 }
 

@@ -87,10 +87,7 @@ async fn introspect_token(
     let token = form.require("token")?;
     let now = unix_now_i64();
 
-    if let Ok(claims) = state.verifier.verify(token).await {
-        if sessions::is_revoked(&state.pool, &claims).await? {
-            return Ok(Introspection::default());
-        }
+    if let Some(claims) = state.verify_unrevoked(token).await? {
         return Ok(Introspection {
             active: true,
             token_type: Some("access_token".into()),

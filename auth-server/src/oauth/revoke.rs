@@ -58,7 +58,7 @@ async fn revoke_token(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Res
     }
 
     // An access token we issued?
-    if let Ok(claims) = state.verifier.verify(token).await {
+    if let Some(claims) = state.verify_unrevoked(token).await? {
         if claims.client_id == caller || (claims.client_id == FIRST_PARTY_CLIENT && client.is_none()) {
             let mut connection = state.pool.acquire().await?;
             sessions::upsert_revocation(

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use service_kit::problem::{AppJson, Problem};
-use shared_auth::Authenticated;
+use shared_auth::{AuthError, Authenticated, VerifyError};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -175,6 +175,11 @@ async fn authenticate(state: &AppState, request: &LoginRequest) -> Result<Option
     ))]
 async fn logout(State(state): State<AppState>, auth: Authenticated) -> Result<StatusCode, ApiError> {
     auth.require_user()?;
+    // The extractor checked signature and lifetime; a token already logged out (or revoked)
+    // is no credential for ending anything.
+    if sessions::is_revoked(&state.pool, &auth).await? {
+        return Err(AuthError::InvalidToken(VerifyError::Revoked).into());
+    }
     if let Some(sid) = auth.sid.as_deref() {
         sessions::end_session(&state, sid).await?;
         tracing::info!(user_id = %auth.sub, "logged out");

@@ -348,3 +348,28 @@ async fn a_refresh_token_introspects_active_until_it_is_used() {
     let successor = app.introspect("gateway", &secret, rotated["refresh_token"].as_str().unwrap()).await;
     assert_eq!(successor["active"], true);
 }
+
+/// The auth server's own token checks (logout, revoke, introspect) read the revocations it
+/// wrote itself: a logged-out access token is no credential for a second logout, and a token
+/// revoked through /oauth2/revoke is inactive at once, with no poll in between.
+#[tokio::test]
+async fn a_logged_out_or_revoked_access_token_is_refused_by_the_auth_server_itself() {
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    let first = app.registered_login("rita", "rita-password").await;
+    let first_token = first["access_token"].as_str().unwrap();
+    assert_eq!(app.logout(first_token).await.status(), 204);
+
+    let again = app.logout(first_token).await;
+
+    assert_eq!(again.status(), 401);
+    let challenge = again.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.starts_with(r#"Bearer error="invalid_token""#), "{challenge}");
+    assert!(challenge.contains("revoked"), "{challenge}");
+
+    let second: Value = app.login("rita", "rita-password").await.json().await.unwrap();
+    let second_token = second["access_token"].as_str().unwrap().to_owned();
+    let revoked = app.post_form("/oauth2/revoke", &[("token", second_token.as_str())]).await;
+    assert_eq!(revoked.status(), 200);
+
+    assert_eq!(app.logout(&second_token).await.status(), 401);
+}
