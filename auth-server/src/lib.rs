@@ -19,7 +19,6 @@ pub mod store;
 pub mod throttle;
 pub mod tokens;
 
-
 use anyhow::Context as _;
 use axum::Router;
 use service_kit::App;

@@ -10,7 +10,6 @@ use utoipa::ToSchema;
 
 use super::{OAuthBody, OAuthError, OAuthErrorBody, OAuthForm, TokenReference, client_auth};
 use crate::routes::no_store_headers;
-use crate::sessions;
 use crate::state::AppState;
 use crate::store::hash_token;
 
