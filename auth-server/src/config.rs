@@ -174,11 +174,6 @@ pub enum KeysCommand {
 }
 
 impl Config {
-    /// Access-token lifetime.
-    pub fn access_token_ttl(&self) -> Duration {
-        self.access_token_ttl_secs.duration()
-    }
-
     /// Hashing settings from the flags.
     pub fn hash_settings(&self) -> HashSettings {
         let defaults = HashSettings::default();
@@ -205,8 +200,8 @@ impl Config {
         };
         Ok(KeyRingSettings {
             algorithm: self.signing_alg,
-            prepublish: self.key_prepublish_secs.duration(),
-            access_token_ttl: self.access_token_ttl(),
+            prepublish: self.key_prepublish_secs,
+            access_token_ttl: self.access_token_ttl_secs,
             encryption_key,
         })
     }

@@ -18,6 +18,7 @@ use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use secrecy::{ExposeSecret as _, SecretSlice};
 use serde::Serialize;
+use service_kit::Seconds;
 use shared_auth::jws::{Algorithm, Jwk, JwkSet, SigningKey, VerifyingKey};
 use shared_auth::keys::{KeyCache, KeyCacheSettings};
 use shared_auth::time::unix_now_i64;
@@ -32,9 +33,9 @@ pub struct KeyRingSettings {
     /// Algorithm of newly generated keys.
     pub algorithm: Algorithm,
     /// Time between publishing a new key and signing with it.
-    pub prepublish: Duration,
+    pub prepublish: Seconds,
     /// Lifetime of access tokens, which decides when a retired key may disappear.
-    pub access_token_ttl: Duration,
+    pub access_token_ttl: Seconds,
     /// 32-byte key that encrypts private keys at rest; `None` stores them unencrypted.
     pub encryption_key: Option<SecretSlice<u8>>,
 }
@@ -62,8 +63,6 @@ impl std::fmt::Debug for ActiveKey {
 struct RingState {
     signing: Arc<ActiveKey>,
     jwks: JwkSet,
-    /// Verifying keys by kid, for verifying our own tokens (logout, introspection).
-    public: std::collections::HashMap<String, Arc<VerifyingKey>>,
 }
 
 /// The published keys and the current signing key. Cheap to clone.
@@ -142,15 +141,15 @@ impl KeyRing {
             _ => Arc::new(self.decrypt(signing_row)?),
         };
         let mut jwks = JwkSet::default();
-        let mut public = std::collections::HashMap::new();
         for row in &rows {
             let jwk: Jwk = serde_json::from_str(&row.public_jwk).context("failed to parse stored JWK")?;
-            public.insert(row.kid.clone(), Arc::new(VerifyingKey::from_jwk(&jwk)?));
+            // Refuse to publish what no verifier could use.
+            VerifyingKey::from_jwk(&jwk)?;
             jwks.keys.push(jwk);
         }
         self.inner.verifier_keys.replace_keys(jwks.clone())?;
         if let Ok(mut state) = self.inner.state.write() {
-            *state = Some(Arc::new(RingState { signing, jwks, public }));
+            *state = Some(Arc::new(RingState { signing, jwks }));
         }
         Ok(())
     }
@@ -187,19 +186,15 @@ impl KeyRing {
         Ok(self.state()?.jwks.clone())
     }
 
-    /// A published public key, for verifying tokens we issued.
-    pub fn public_key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
-        self.state().ok().and_then(|state| state.public.get(kid).cloned())
-    }
-
     /// Publishes a new key that starts signing after the pre-publication delay, and schedules
     /// the unpublication of the keys it replaces.
     pub async fn rotate(&self) -> anyhow::Result<KeyInfo> {
-        let prepublish = i64::try_from(self.inner.settings.prepublish.as_secs()).unwrap_or(i64::MAX);
-        let info = self.insert_new_key(prepublish).await?;
-        let ttl = i64::try_from(self.inner.settings.access_token_ttl.as_secs()).unwrap_or(0);
+        let info = self.insert_new_key(self.inner.settings.prepublish.as_i64()).await?;
+        // Both terms are bounded (ten years each), so the sum cannot overflow.
+        let unpublish_at =
+            info.activates_at + self.inner.settings.access_token_ttl.as_i64() + UNPUBLISH_MARGIN_SECS;
         sqlx::query("UPDATE signing_keys SET unpublish_at = $1 WHERE kid <> $2 AND unpublish_at IS NULL")
-            .bind(info.activates_at + ttl + UNPUBLISH_MARGIN_SECS)
+            .bind(unpublish_at)
             .bind(&info.kid)
             .execute(&self.inner.pool)
             .await

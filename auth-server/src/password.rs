@@ -109,11 +109,6 @@ impl PasswordHasher {
         })
     }
 
-    /// The configured settings.
-    pub fn settings(&self) -> &HashSettings {
-        &self.inner.settings
-    }
-
     /// Hashes a password into a PHC string.
     pub async fn hash(&self, password: &SecretString) -> Result<String, HashError> {
         let password = password.clone();

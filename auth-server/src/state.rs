@@ -43,7 +43,7 @@ impl AppState {
     /// Wires the state from its parts.
     pub fn new(pool: AnyPool, config: Config, hasher: PasswordHasher, keyring: KeyRing) -> Self {
         let issuer = config.issuer();
-        let tokens = TokenIssuer::new(keyring.clone(), issuer.clone(), config.access_token_ttl());
+        let tokens = TokenIssuer::new(keyring.clone(), issuer.clone(), config.access_token_ttl_secs);
         let keys = keyring.verifier_keys();
         // This list stays empty: the auth server owns the revocations, so it checks them in its
         // database (`AppState::verify_unrevoked`) instead of polling its own feed.

@@ -1,8 +1,7 @@
 //! Access-token issuing: RFC 9068 JWTs signed with the key ring's current key.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
+use service_kit::Seconds;
 use shared_auth::claims::{ACCESS_TOKEN_TYPE, AccessClaims};
 use shared_auth::jws;
 use shared_auth::time::unix_now_i64;
@@ -35,10 +34,6 @@ pub struct IssuedToken {
     pub token: String,
     /// Seconds until it expires.
     pub expires_in: u64,
-    /// Its `jti`.
-    pub jti: String,
-    /// Its `exp`.
-    pub exp: i64,
 }
 
 /// Signs access tokens. Cheap to clone.
@@ -46,12 +41,12 @@ pub struct IssuedToken {
 pub struct TokenIssuer {
     keyring: KeyRing,
     issuer: String,
-    ttl: Duration,
+    ttl: Seconds,
 }
 
 impl TokenIssuer {
     /// An issuer for `issuer` with the given lifetime.
-    pub fn new(keyring: KeyRing, issuer: String, ttl: Duration) -> Self {
+    pub fn new(keyring: KeyRing, issuer: String, ttl: Seconds) -> Self {
         Self { keyring, issuer, ttl }
     }
 
@@ -65,16 +60,11 @@ impl TokenIssuer {
         &self.keyring
     }
 
-    /// Access-token lifetime.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// Signs a token. Signing uses the in-memory parsed key: no key parsing per token.
     pub fn issue(&self, request: TokenRequest) -> anyhow::Result<IssuedToken> {
         let now = unix_now_i64();
-        let expires_in = self.ttl.as_secs();
-        let exp = now + i64::try_from(expires_in).unwrap_or(0);
+        // `now` is a clock reading and the lifetime at most ten years: no overflow.
+        let exp = now + self.ttl.as_i64();
         let jti = uuid::Uuid::new_v4().simple().to_string();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -83,7 +73,7 @@ impl TokenIssuer {
             exp,
             iat: now,
             nbf: Some(now),
-            jti: jti.clone(),
+            jti,
             client_id: request.client_id,
             scope: Some(request.scope),
             roles: request.roles,
@@ -93,6 +83,6 @@ impl TokenIssuer {
         let signing = self.keyring.signing_key()?;
         let token = jws::sign_compact(&signing.key, &signing.kid, ACCESS_TOKEN_TYPE, &claims)
             .context("failed to sign access token")?;
-        Ok(IssuedToken { token, expires_in, jti, exp })
+        Ok(IssuedToken { token, expires_in: self.ttl.as_u64() })
     }
 }
