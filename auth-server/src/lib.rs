@@ -57,6 +57,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let key_reload = config.key_reload_secs.max(service_kit::Seconds::new(1)).duration();
     let state = build_state(config).await?;
     state.tokens.keyring().spawn_reload(key_reload);
+    sessions::spawn_revocation_pruning(state.pool.clone(), std::time::Duration::from_secs(60));
     let listener = tokio::net::TcpListener::bind(listen_addr)
         .await
         .with_context(|| format!("failed to listen on {listen_addr}"))?;

@@ -71,3 +71,25 @@ pub async fn is_revoked(pool: &sqlx::AnyPool, claims: &shared_auth::AccessClaims
     .context("failed to check revocations")?;
     Ok(hits > 0)
 }
+
+/// Deletes the revocations whose every covered token has expired.
+pub async fn prune_expired_revocations(pool: &sqlx::AnyPool) -> anyhow::Result<u64> {
+    let deleted = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1")
+        .bind(unix_now_i64())
+        .execute(pool)
+        .await
+        .context("failed to prune expired revocations")?;
+    Ok(deleted.rows_affected())
+}
+
+/// Prunes expired revocations every `interval` until the runtime stops.
+pub fn spawn_revocation_pruning(pool: sqlx::AnyPool, interval: std::time::Duration) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            if let Err(error) = prune_expired_revocations(&pool).await {
+                tracing::warn!(error = format!("{error:#}"), "failed to prune expired revocations");
+            }
+        }
+    });
+}

@@ -373,3 +373,51 @@ async fn a_logged_out_or_revoked_access_token_is_refused_by_the_auth_server_itse
 
     assert_eq!(app.logout(&second_token).await.status(), 401);
 }
+
+/// Services poll `/v1/revocations` every few seconds: the read leaves the table alone (an
+/// expired entry is left out, and deleted only by the background pruning).
+#[tokio::test]
+async fn reading_the_revocation_list_deletes_nothing_and_leaves_out_expired_entries() {
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    let now = shared_auth::time::unix_now_i64();
+    let mut connection = app.state.pool.acquire().await.unwrap();
+    auth_server::sessions::upsert_revocation(&mut connection, "token", "long-gone", now - 600, now - 300)
+        .await
+        .unwrap();
+    auth_server::sessions::upsert_revocation(&mut connection, "token", "still-live", now, now + 300)
+        .await
+        .unwrap();
+    drop(connection);
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM revocations")
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap()
+    };
+
+    let list = app.revocation_list().await;
+
+    assert!(lists(&list.tokens, "still-live"), "{:?}", list.tokens);
+    assert!(!lists(&list.tokens, "long-gone"), "{:?}", list.tokens);
+    assert_eq!(count().await, 2, "a read must not delete");
+    assert_eq!(auth_server::sessions::prune_expired_revocations(&app.state.pool).await.unwrap(), 1);
+    assert_eq!(count().await, 1);
+}
+
+/// A kind the server never writes is corrupt data: skipping it would un-revoke what it
+/// covers without a trace, so the list is refused (500, logged) until it is repaired.
+#[tokio::test]
+async fn an_unknown_revocation_kind_is_an_error_not_a_silent_skip() {
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    let now = shared_auth::time::unix_now_i64();
+    let mut connection = app.state.pool.acquire().await.unwrap();
+    auth_server::sessions::upsert_revocation(&mut connection, "sesion", "typo", now, now + 300)
+        .await
+        .unwrap();
+    drop(connection);
+
+    let response = app.get("/v1/revocations").await;
+
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+}
