@@ -161,6 +161,7 @@ impl<Settings: clap::Args> ResourceService<Settings> {
         let gauges = verifier.clone();
         let (router, openapi) = App::new(self.name, api, resource_readiness(pool.clone(), verifier.clone()))
             .refresh_gauges(std::sync::Arc::new(move || {
+                // Reading the key status sets `jwks_age_seconds`; no I/O.
                 gauges.status();
             }))
             .build();
