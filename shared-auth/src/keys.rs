@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::fetch::{self, FetchError, HttpClientError, ServerMetadata};
 use crate::jws::{JwkSet, VerifyingKey};
-use crate::time::unix_now;
+use crate::time::Clock;
 
 /// Tuning of the key cache. Every bound is explicit so an operator can reason about outages.
 #[derive(Debug, Clone)]
@@ -119,16 +119,30 @@ struct Inner {
     metadata: RwLock<Option<ServerMetadata>>,
     /// Held during an unknown-`kid` refetch, so concurrent requests share one fetch.
     refetch: tokio::sync::Mutex<()>,
-    last_refetch: Mutex<Option<Instant>>,
+    /// Clock seconds of the last unknown-`kid` refetch.
+    last_refetch: Mutex<Option<u64>>,
     /// Kids that a refetch did not produce: refused at once for a while.
     negative: moka::sync::Cache<String, ()>,
     last_refresh_failed: AtomicBool,
     generation: AtomicU64,
+    /// Where key ages and the refetch cooldown are measured; the verifier reads token dates
+    /// from it too.
+    clock: Clock,
 }
 
 impl KeyCache {
     /// Creates the cache and loads the disk copy, if one exists. Does no network I/O.
     pub fn new(settings: KeyCacheSettings) -> Result<Self, HttpClientError> {
+        Self::with_clock(settings, Clock::system())
+    }
+
+    /// [`KeyCache::new`] reading "now" from `clock`: key ages, the maximum age and the
+    /// unknown-`kid` cooldown follow it, and so do the token dates of a [`Verifier`] built
+    /// over this cache. Tests pass a [`ManualClock`](crate::time::ManualClock)'s clock to
+    /// age keys without sleeping.
+    ///
+    /// [`Verifier`]: crate::Verifier
+    pub fn with_clock(settings: KeyCacheSettings, clock: Clock) -> Result<Self, HttpClientError> {
         let http = fetch::bounded_client(settings.fetch_timeout)?;
         let negative =
             moka::sync::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(300)).build();
@@ -142,6 +156,7 @@ impl KeyCache {
                 negative,
                 last_refresh_failed: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
+                clock,
                 settings,
             }),
         };
@@ -152,6 +167,11 @@ impl KeyCache {
     /// The settings in force.
     pub fn settings(&self) -> &KeyCacheSettings {
         &self.inner.settings
+    }
+
+    /// The clock this cache (and a verifier over it) reads.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
     }
 
     /// Changes whenever the key set's content changes; the verified-token cache compares it.
@@ -175,7 +195,11 @@ impl KeyCache {
 
     /// Seconds since the key set was last confirmed by the auth server, if there is one.
     pub fn age(&self) -> Option<Duration> {
-        self.snapshot().map(|set| Duration::from_secs(unix_now().saturating_sub(set.confirmed_at)))
+        self.snapshot().map(|set| Duration::from_secs(self.seconds_since_confirmed(&set)))
+    }
+
+    fn seconds_since_confirmed(&self, set: &KeySet) -> u64 {
+        self.inner.clock.now_u64().saturating_sub(set.confirmed_at)
     }
 
     /// Ready, degraded or unavailable; also updates the `jwks_age_seconds` gauge.
@@ -217,7 +241,7 @@ impl KeyCache {
         }
         if !self.in_cooldown() {
             if let Ok(mut last) = self.inner.last_refetch.lock() {
-                *last = Some(Instant::now());
+                *last = Some(self.inner.clock.now_u64());
             }
             let _ = self.refresh().await;
         }
@@ -235,19 +259,18 @@ impl KeyCache {
 
     fn lookup(&self, kid: &str) -> Result<Arc<VerifyingKey>, KeyLookupError> {
         let set = self.snapshot().ok_or(KeyLookupError::NoKeys)?;
-        if unix_now().saturating_sub(set.confirmed_at) > self.inner.settings.max_age.as_secs() {
+        if self.seconds_since_confirmed(&set) > self.inner.settings.max_age.as_secs() {
             return Err(KeyLookupError::TooStale);
         }
         set.keys.get(kid).cloned().ok_or(KeyLookupError::UnknownKid)
     }
 
+    /// Measured in whole clock seconds, like every other age here.
     fn in_cooldown(&self) -> bool {
-        self.inner
-            .last_refetch
-            .lock()
-            .ok()
-            .and_then(|last| *last)
-            .is_some_and(|last| last.elapsed() < self.inner.settings.unknown_kid_cooldown)
+        let now = self.inner.clock.now_u64();
+        self.inner.last_refetch.lock().ok().and_then(|last| *last).is_some_and(|last| {
+            Duration::from_secs(now.saturating_sub(last)) < self.inner.settings.unknown_kid_cooldown
+        })
     }
 
     /// Fetches discovery (once) and the key set; replaces the cached set only with a good one.
@@ -287,14 +310,14 @@ impl KeyCache {
         .await?;
         let jwks: JwkSet = serde_json::from_slice(&fetched.body)
             .map_err(|error| FetchError::Invalid(format!("key set: {error}")))?;
-        self.install(jwks, unix_now(), true)?;
+        self.install(jwks, self.inner.clock.now_u64(), true)?;
         Ok(fetched.max_age)
     }
 
     /// Installs a key set obtained some other way than fetching (the auth server verifying its
     /// own tokens, tests). Refused, and the current set kept, unless it has a usable key.
     pub fn replace_keys(&self, jwks: JwkSet) -> Result<(), FetchError> {
-        self.install(jwks, unix_now(), false)
+        self.install(jwks, self.inner.clock.now_u64(), false)
     }
 
     /// Replaces the key set if `jwks` has at least one usable key.
@@ -379,6 +402,7 @@ impl KeyCache {
 mod tests {
     use super::*;
     use crate::jws::{Algorithm, SigningKey};
+    use crate::time::unix_now;
 
     fn jwks_with(kid: &str) -> JwkSet {
         let key = SigningKey::generate(Algorithm::EdDSA).unwrap();

@@ -7,7 +7,6 @@ use crate::claims::AccessClaims;
 use crate::jws::{self, SplitError};
 use crate::keys::{KeyCache, KeyLookupError, KeyStatus};
 use crate::revocation::Revocations;
-use crate::time::unix_now_i64;
 
 /// What a service accepts.
 #[derive(Debug, Clone)]
@@ -142,7 +141,9 @@ struct Inner {
 }
 
 impl Verifier {
-    /// Builds a verifier over a key cache and a revocation list.
+    /// Builds a verifier over a key cache and a revocation list. Token dates (`exp`, `nbf`,
+    /// `iat`) are read against the key cache's clock ([`KeyCache::with_clock`]), so one clock
+    /// decides both whether a token has expired and whether the keys are too old.
     pub fn new(settings: VerifierSettings, keys: KeyCache, revocations: Revocations) -> Self {
         let verified = moka::sync::Cache::builder()
             .max_capacity(settings.cache_capacity)
@@ -271,7 +272,7 @@ impl Verifier {
 
     /// Expiry, not-before and revocation: the checks that can change for a cached token.
     fn check_times(&self, claims: &AccessClaims) -> Result<(), VerifyError> {
-        let now = unix_now_i64();
+        let now = self.inner.keys.clock().now();
         let leeway = i64::try_from(self.inner.settings.leeway.as_secs()).unwrap_or(0);
         if claims.exp.saturating_add(leeway) <= now {
             return Err(VerifyError::Expired);

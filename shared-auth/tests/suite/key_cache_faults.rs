@@ -10,7 +10,7 @@ use common::{Forger, UNREACHABLE_ISSUER};
 use serde_json::json;
 use shared_auth::fetch::FetchError;
 use shared_auth::jws::Algorithm;
-use shared_auth::time::unix_now;
+use shared_auth::time::{ManualClock, unix_now};
 use shared_auth::{KeyCache, KeyCacheSettings, KeyStatus, Verifier, VerifyError};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -203,6 +203,44 @@ async fn a_flood_of_unknown_kids_costs_at_most_one_extra_key_fetch() {
 }
 
 #[tokio::test]
+async fn once_the_cooldown_has_passed_an_unknown_kid_may_refetch_again() {
+    let server = MockServer::start().await;
+    mount_discovery(&server, 1).await;
+    Mock::given(method("GET"))
+        .and(path(JWKS_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(forger().jwks()))
+        .mount(&server)
+        .await;
+    let manual = ManualClock::starting_now();
+    let settings = common::key_cache_settings(&server.uri());
+    let cooldown = settings.unknown_kid_cooldown;
+    let keys = KeyCache::with_clock(settings, manual.clock()).unwrap();
+    keys.refresh().await.unwrap();
+    let verifier = common::verifier_over(keys, &server.uri());
+    let claims = common::user_claims(&server.uri());
+    let token_naming = |kid: &str| {
+        let header = json!({ "alg": "EdDSA", "typ": "at+jwt", "kid": kid });
+        forger().sign_with_header(&header, &claims)
+    };
+
+    let first = verifier.verify(&token_naming("unknown-1")).await;
+    let fetches_after_first = key_set_fetches(&server).await;
+    manual.advance(cooldown - Duration::from_secs(1));
+    let within_cooldown = verifier.verify(&token_naming("unknown-2")).await;
+    let fetches_within_cooldown = key_set_fetches(&server).await;
+    manual.advance(Duration::from_secs(1));
+    let after_cooldown = verifier.verify(&token_naming("unknown-3")).await;
+
+    for result in [first, within_cooldown, after_cooldown] {
+        assert_eq!(result.unwrap_err(), VerifyError::UnknownKid);
+    }
+    assert_eq!(fetches_after_first, 2, "the start-up fetch and one refetch");
+    assert_eq!(fetches_within_cooldown, 2, "no refetch within the cooldown");
+    assert_eq!(key_set_fetches(&server).await, 3, "one refetch once it has passed");
+    server.verify().await;
+}
+
+#[tokio::test]
 async fn an_unknown_kid_that_a_rotation_published_is_found_by_one_refetch() {
     let server = MockServer::start().await;
     mount_discovery(&server, 1).await;
@@ -330,22 +368,48 @@ async fn a_disk_copy_past_the_refresh_interval_but_within_the_maximum_age_serves
 
 #[tokio::test]
 async fn a_cached_token_fails_closed_once_the_keys_pass_their_maximum_age() {
+    let manual = ManualClock::starting_now();
     let mut settings = common::key_cache_settings(UNREACHABLE_ISSUER);
-    settings.max_age = Duration::from_secs(1);
-    let keys = KeyCache::new(settings).unwrap();
+    settings.max_age = Duration::from_secs(3600);
+    let keys = KeyCache::with_clock(settings, manual.clock()).unwrap();
     keys.replace_keys(forger().jwks()).unwrap();
     let verifier = common::verifier_over(keys, UNREACHABLE_ISSUER);
-    let token = forger().sign(&common::user_claims(UNREACHABLE_ISSUER));
+    // A token that outlives the keys, so only the key age can refuse it.
+    let mut claims = common::user_claims(UNREACHABLE_ISSUER);
+    claims["exp"] = json!(manual.now() + 7200);
+    let token = forger().sign(&claims);
     assert!(verifier.verify(&token).await.is_ok());
 
-    let started = Instant::now();
-    while verifier.status() != KeyStatus::Unavailable && started.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let result = verifier.verify(&token).await;
+    manual.advance(Duration::from_secs(3600));
+    let at_the_maximum_age = verifier.verify(&token).await;
+    let status_at_the_maximum_age = verifier.status();
+    manual.advance(Duration::from_secs(1));
+    let past_the_maximum_age = verifier.verify(&token).await;
 
+    assert!(at_the_maximum_age.is_ok(), "{at_the_maximum_age:?}");
+    assert_eq!(status_at_the_maximum_age, KeyStatus::Degraded);
     assert_eq!(verifier.status(), KeyStatus::Unavailable);
-    assert_eq!(result.unwrap_err(), VerifyError::KeysUnavailable);
+    assert_eq!(past_the_maximum_age.unwrap_err(), VerifyError::KeysUnavailable);
+}
+
+#[tokio::test]
+async fn keys_age_with_the_clock_from_ready_to_degraded_to_unavailable() {
+    let manual = ManualClock::starting_now();
+    let settings = common::key_cache_settings(UNREACHABLE_ISSUER);
+    let (refresh_max, max_age) = (settings.refresh_max, settings.max_age);
+    let keys = KeyCache::with_clock(settings, manual.clock()).unwrap();
+    keys.replace_keys(forger().jwks()).unwrap();
+    let fresh = keys.status();
+
+    manual.advance(refresh_max * 2 + Duration::from_secs(1));
+    let after_two_missed_refreshes = keys.status();
+    manual.advance(max_age);
+    let past_the_maximum_age = keys.status();
+
+    assert_eq!(fresh, KeyStatus::Ready);
+    assert_eq!(after_two_missed_refreshes, KeyStatus::Degraded);
+    assert_eq!(past_the_maximum_age, KeyStatus::Unavailable);
+    assert_eq!(keys.age(), Some(refresh_max * 2 + Duration::from_secs(1) + max_age));
 }
 
 #[tokio::test]

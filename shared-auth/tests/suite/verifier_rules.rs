@@ -3,14 +3,14 @@
 use crate::common;
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{ALGORITHMS, AUDIENCE, Forger, UNREACHABLE_ISSUER as ISSUER};
 use serde_json::json;
 use shared_auth::jws::{self, Algorithm, JwkSet};
-use shared_auth::time::unix_now_i64;
+use shared_auth::time::{ManualClock, unix_now_i64};
 use shared_auth::{KeyCache, VerifierSettings, VerifyError};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -502,28 +502,72 @@ async fn a_cached_token_is_rechecked_when_the_keys_change() {
     assert_eq!(result.unwrap_err(), VerifyError::UnknownKid);
 }
 
+/// A verifier with the default settings over the forger's keys, reading time from `manual`.
+fn verifier_on(manual: &ManualClock) -> shared_auth::Verifier {
+    let keys = KeyCache::with_clock(common::key_cache_settings(ISSUER), manual.clock()).unwrap();
+    keys.replace_keys(eddsa().jwks()).unwrap();
+    common::verifier_over(keys, ISSUER)
+}
+
 #[tokio::test]
 async fn a_cached_token_is_rejected_once_it_expires() {
     let forger = eddsa();
-    let keys = KeyCache::new(common::key_cache_settings(ISSUER)).unwrap();
+    let manual = ManualClock::starting_now();
+    let keys = KeyCache::with_clock(common::key_cache_settings(ISSUER), manual.clock()).unwrap();
     keys.replace_keys(forger.jwks()).unwrap();
     let mut settings = VerifierSettings::new(ISSUER, AUDIENCE);
     settings.leeway = Duration::ZERO;
     let verifier = common::verifier_with_settings(keys, settings);
     let mut claims = common::user_claims(ISSUER);
-    // Two seconds, so the first verification cannot straddle the expiry.
-    let expires_at = unix_now_i64() + 2;
-    claims["exp"] = json!(expires_at);
+    claims["exp"] = json!(manual.now() + 900);
     let token = forger.sign(&claims);
     assert!(verifier.verify(&token).await.is_ok());
 
-    let started = Instant::now();
-    while unix_now_i64() < expires_at && started.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let result = verifier.verify(&token).await;
+    manual.advance(Duration::from_secs(899));
+    let before_expiry = verifier.verify(&token).await;
+    manual.advance(Duration::from_secs(1));
+    let at_expiry = verifier.verify(&token).await;
 
-    assert_eq!(result.unwrap_err(), VerifyError::Expired);
+    assert!(before_expiry.is_ok(), "{before_expiry:?}");
+    assert_eq!(at_expiry.unwrap_err(), VerifyError::Expired);
+}
+
+#[tokio::test]
+async fn a_cached_token_is_accepted_through_the_leeway_and_rejected_after_it() {
+    let manual = ManualClock::starting_now();
+    let verifier = verifier_on(&manual);
+    let leeway = verifier.settings().leeway;
+    let mut claims = common::user_claims(ISSUER);
+    claims["exp"] = json!(manual.now() + 900);
+    let token = eddsa().sign(&claims);
+    assert!(verifier.verify(&token).await.is_ok());
+
+    manual.advance(Duration::from_secs(900) + leeway - Duration::from_secs(1));
+    let within_leeway = verifier.verify(&token).await;
+    manual.advance(Duration::from_secs(1));
+    let past_leeway = verifier.verify(&token).await;
+
+    assert!(within_leeway.is_ok(), "{within_leeway:?}");
+    assert_eq!(past_leeway.unwrap_err(), VerifyError::Expired);
+}
+
+#[tokio::test]
+async fn a_token_issued_for_the_future_becomes_valid_when_its_time_comes() {
+    let manual = ManualClock::starting_now();
+    let verifier = verifier_on(&manual);
+    let leeway = i64::try_from(verifier.settings().leeway.as_secs()).unwrap();
+    let mut claims = common::user_claims(ISSUER);
+    let not_before = manual.now() + 120;
+    claims["nbf"] = json!(not_before);
+    claims["exp"] = json!(not_before + 900);
+    let token = eddsa().sign(&claims);
+
+    let too_early = verifier.verify(&token).await;
+    manual.advance(Duration::from_secs(u64::try_from(120 - leeway).unwrap()));
+    let within_leeway_of_nbf = verifier.verify(&token).await;
+
+    assert_eq!(too_early.unwrap_err(), VerifyError::NotYetValid);
+    assert_eq!(within_leeway_of_nbf.unwrap().nbf, Some(not_before));
 }
 
 #[tokio::test]
