@@ -5,15 +5,17 @@
 //! client keeps using the token it has until that token really expires.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
 use crate::fetch::{self, FetchError, HttpClientError};
+use crate::time::Clock;
 
-/// After a failed renewal, how long the current token is used before renewal is tried again.
-const RENEWAL_RETRY: Duration = Duration::from_secs(2);
+/// After a failed renewal, how long (in clock seconds) the current token is used before
+/// renewal is tried again.
+const RENEWAL_RETRY_SECS: i64 = 2;
 
 /// Why no service token could be obtained.
 #[derive(Debug, thiserror::Error)]
@@ -41,12 +43,13 @@ pub struct ServiceTokenSettings {
     pub timeout: Duration,
 }
 
+/// Times are Unix seconds of the client's [`Clock`]: whole seconds, like `expires_in`.
 struct CachedToken {
     token: SecretString,
     /// Renew from here on.
-    renew_at: Instant,
+    renew_at: i64,
     /// Unusable from here on.
-    expires_at: Instant,
+    expires_at: i64,
 }
 
 /// A client-credentials token source. Cheap to clone.
@@ -70,6 +73,8 @@ struct Inner {
     token_endpoint: RwLock<Option<String>>,
     /// Held while fetching, so concurrent callers share one request.
     cached: tokio::sync::Mutex<Option<CachedToken>>,
+    /// Decides when the cached token is renewed and when it has expired.
+    clock: Clock,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +86,13 @@ struct TokenResponse {
 impl ServiceTokenClient {
     /// Creates the client; nothing is fetched until the first call.
     pub fn new(settings: ServiceTokenSettings) -> Result<Self, HttpClientError> {
+        Self::with_clock(settings, Clock::system())
+    }
+
+    /// [`ServiceTokenClient::new`] deciding renewal and expiry by `clock`. Tests pass a
+    /// [`ManualClock`](crate::time::ManualClock)'s clock to reach a token's renewal time or
+    /// expiry without waiting for it.
+    pub fn with_clock(settings: ServiceTokenSettings, clock: Clock) -> Result<Self, HttpClientError> {
         let http = fetch::bounded_client(settings.timeout)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -88,6 +100,7 @@ impl ServiceTokenClient {
                 http,
                 token_endpoint: RwLock::new(None),
                 cached: tokio::sync::Mutex::new(None),
+                clock,
             }),
         })
     }
@@ -95,9 +108,8 @@ impl ServiceTokenClient {
     /// A valid access token: the cached one, or a fresh one when it is about to expire.
     pub async fn token(&self) -> Result<SecretString, ServiceTokenError> {
         let mut cached = self.inner.cached.lock().await;
-        let now = Instant::now();
         if let Some(current) = cached.as_ref()
-            && now < current.renew_at
+            && self.inner.clock.now() < current.renew_at
         {
             return Ok(current.token.clone());
         }
@@ -110,14 +122,17 @@ impl ServiceTokenClient {
             // The auth server is down but our token is still valid: keep using it, and let the
             // callers queued behind this attempt use it too instead of each waiting out another
             // failing call (with a hanging auth server, one timeout each, one after the other).
-            Err(error) => match cached.as_mut() {
-                Some(current) if Instant::now() < current.expires_at => {
-                    tracing::warn!(%error, "service token renewal failed; using the current token");
-                    current.renew_at = (Instant::now() + RENEWAL_RETRY).min(current.expires_at);
-                    Ok(current.token.clone())
+            Err(error) => {
+                let now = self.inner.clock.now();
+                match cached.as_mut() {
+                    Some(current) if now < current.expires_at => {
+                        tracing::warn!(%error, "service token renewal failed; using the current token");
+                        current.renew_at = now.saturating_add(RENEWAL_RETRY_SECS).min(current.expires_at);
+                        Ok(current.token.clone())
+                    }
+                    _ => Err(error),
                 }
-                _ => Err(error),
-            },
+            }
         }
     }
 
@@ -151,7 +166,7 @@ impl ServiceTokenClient {
         if let Some(scope) = settings.scope.as_deref() {
             form.push(("scope", scope));
         }
-        let requested_at = Instant::now();
+        let requested_at = self.inner.clock.now();
         // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
         let response = self
             .inner
@@ -176,13 +191,13 @@ impl ServiceTokenClient {
         }
         let parsed: TokenResponse = serde_json::from_slice(&body)
             .map_err(|error| FetchError::Invalid(format!("token response: {error}")))?;
-        let lifetime = Duration::from_secs(parsed.expires_in);
+        let lifetime = i64::try_from(parsed.expires_in).unwrap_or(i64::MAX);
         // Renew when 10% of the lifetime (at least 5 s, at most 60 s) is left.
-        let margin = (lifetime / 10).clamp(Duration::from_secs(5), Duration::from_secs(60));
+        let margin = (lifetime / 10).clamp(5, 60);
         Ok(CachedToken {
             token: SecretString::from(parsed.access_token),
-            renew_at: requested_at + lifetime.saturating_sub(margin),
-            expires_at: requested_at + lifetime,
+            renew_at: requested_at.saturating_add(lifetime.saturating_sub(margin).max(0)),
+            expires_at: requested_at.saturating_add(lifetime),
         })
     }
 }

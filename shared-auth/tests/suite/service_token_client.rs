@@ -1,6 +1,6 @@
 //! `ServiceTokenClient` against a mock token endpoint: one request serves every caller until
 //! shortly before expiry, renewal happens early, and an outage is ridden out on the token in
-//! hand until it really expires.
+//! hand until it really expires. Time passes on a [`ManualClock`], never by sleeping.
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use shared_auth::client::ServiceTokenError;
 use shared_auth::fetch::FetchError;
+use shared_auth::time::ManualClock;
 use shared_auth::{ServiceTokenClient, ServiceTokenSettings};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -63,6 +64,12 @@ fn settings_for(server: &MockServer) -> ServiceTokenSettings {
 
 fn client_for(server: &MockServer) -> ServiceTokenClient {
     ServiceTokenClient::new(settings_for(server)).unwrap()
+}
+
+/// A client whose renewal and expiry decisions follow the returned clock.
+fn client_on_manual_clock(settings: ServiceTokenSettings) -> (ServiceTokenClient, ManualClock) {
+    let manual = ManualClock::starting_now();
+    (ServiceTokenClient::with_clock(settings, manual.clock()).unwrap(), manual)
 }
 
 async fn token_requests(server: &MockServer) -> Vec<wiremock::Request> {
@@ -152,14 +159,15 @@ async fn concurrent_callers_on_an_empty_cache_share_one_token_request() {
 async fn the_token_is_renewed_shortly_before_it_expires() {
     let server = MockServer::start().await;
     mount_discovery(&server).await;
-    // 6 s lifetime, renewal margin at least 5 s: renew from 1 s on.
-    mount_token(&server, "token-1", 6, 1).await;
-    mount_token(&server, "token-2", 6, 1).await;
-    let client = client_for(&server);
+    // 900 s lifetime, renewal margin 10% capped at 60 s: renew from 840 s on.
+    mount_token(&server, "token-1", 900, 1).await;
+    mount_token(&server, "token-2", 900, 1).await;
+    let (client, manual) = client_on_manual_clock(settings_for(&server));
     let first = client.token().await.unwrap();
-    let before_renewal = client.token().await.unwrap();
 
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    manual.advance(Duration::from_secs(839));
+    let before_renewal = client.token().await.unwrap();
+    manual.advance(Duration::from_secs(1));
     let renewed = client.token().await.unwrap();
 
     assert_eq!(first.expose_secret(), "token-1");
@@ -169,23 +177,71 @@ async fn the_token_is_renewed_shortly_before_it_expires() {
 }
 
 #[tokio::test]
+async fn a_short_lived_token_is_renewed_once_five_seconds_are_left() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    // 10% of 20 s is 2 s, below the 5 s floor of the margin: renew from 15 s on.
+    mount_token(&server, "token-1", 20, 1).await;
+    mount_token(&server, "token-2", 20, 1).await;
+    let (client, manual) = client_on_manual_clock(settings_for(&server));
+    client.token().await.unwrap();
+
+    manual.advance(Duration::from_secs(14));
+    let before_renewal = client.token().await.unwrap();
+    manual.advance(Duration::from_secs(1));
+    let renewed = client.token().await.unwrap();
+
+    assert_eq!(before_renewal.expose_secret(), "token-1");
+    assert_eq!(renewed.expose_secret(), "token-2");
+    assert_eq!(token_requests(&server).await.len(), 2);
+}
+
+#[tokio::test]
 async fn when_renewal_fails_the_still_valid_token_is_used() {
     let server = MockServer::start().await;
     mount_discovery(&server).await;
-    mount_token(&server, "token-1", 6, 1).await;
+    mount_token(&server, "token-1", 900, 1).await;
     Mock::given(method("POST"))
         .and(path(TOKEN_PATH))
         .respond_with(ResponseTemplate::new(500))
         .mount(&server)
         .await;
-    let client = client_for(&server);
+    let (client, manual) = client_on_manual_clock(settings_for(&server));
     client.token().await.unwrap();
 
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // Past the renewal time (840 s), before the expiry (900 s).
+    manual.advance(Duration::from_secs(850));
     let during_outage = client.token().await;
 
     assert_eq!(during_outage.unwrap().expose_secret(), "token-1");
     assert_eq!(token_requests(&server).await.len(), 2, "renewal must have been attempted");
+}
+
+#[tokio::test]
+async fn after_a_failed_renewal_the_next_attempt_waits_two_seconds() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    mount_token(&server, "token-1", 900, 1).await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let (client, manual) = client_on_manual_clock(settings_for(&server));
+    client.token().await.unwrap();
+    manual.advance(Duration::from_secs(850));
+    client.token().await.unwrap();
+
+    manual.advance(Duration::from_secs(1));
+    let within_retry_delay = client.token().await.unwrap();
+    let requests_within_delay = token_requests(&server).await.len();
+    manual.advance(Duration::from_secs(1));
+    let after_retry_delay = client.token().await.unwrap();
+
+    assert_eq!(within_retry_delay.expose_secret(), "token-1");
+    assert_eq!(after_retry_delay.expose_secret(), "token-1");
+    assert_eq!(requests_within_delay, 2, "no new attempt within the retry delay");
+    assert_eq!(token_requests(&server).await.len(), 3, "a new attempt after it");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,9 +255,10 @@ async fn a_hanging_token_endpoint_holds_callers_up_for_at_most_one_timeout() {
         .mount(&server)
         .await;
     let timeout = Duration::from_millis(300);
-    let client = ServiceTokenClient::new(ServiceTokenSettings { timeout, ..settings_for(&server) }).unwrap();
+    let (client, manual) = client_on_manual_clock(ServiceTokenSettings { timeout, ..settings_for(&server) });
     client.token().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // 6 s lifetime, renewal margin at least 5 s: renew from 1 s on.
+    manual.advance(Duration::from_secs(1));
 
     let started = Instant::now();
     let callers: Vec<_> = (0..10)
@@ -228,19 +285,16 @@ async fn once_the_token_has_expired_an_outage_is_an_error() {
     let server = MockServer::builder().start().await;
     let uri = server.uri();
     mount_discovery(&server).await;
-    // 2 s lifetime is inside the renewal margin: every later call tries to renew first.
-    mount_token(&server, "token-1", 2, 1).await;
-    let client = client_for(&server);
-    let obtained_at = Instant::now();
+    // 900 s lifetime: renewal from 840 s on, expiry at 900 s.
+    mount_token(&server, "token-1", 900, 1).await;
+    let (client, manual) = client_on_manual_clock(settings_for(&server));
     client.token().await.unwrap();
     drop(server);
     wait_until_down(&uri).await;
 
+    manual.advance(Duration::from_secs(899));
     let while_valid = client.token().await;
-    tokio::time::sleep(
-        Duration::from_secs(2).saturating_sub(obtained_at.elapsed()) + Duration::from_millis(200),
-    )
-    .await;
+    manual.advance(Duration::from_secs(1));
     let after_expiry = client.token().await;
 
     assert_eq!(while_valid.unwrap().expose_secret(), "token-1");
