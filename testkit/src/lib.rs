@@ -9,22 +9,37 @@
 //!   for testing resource services without the real auth server.
 //! - [`serve`]: runs a router on a free loopback port; [`start_resource_service`]: any resource
 //!   service built by its `service-kit` recipe, on a fresh database, trusting a given issuer.
+//! - [`services`]: the platform's services as `services.toml` lists them, and [`launch`]: the
+//!   launcher of the real binaries that `platform` and the end-to-end tests share.
+//!
+//! The default feature `databases` brings [`TestDatabase`] and what needs one; `platform` uses
+//! only [`services`] and [`launch`] and turns it off.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod issuer;
+pub mod launch;
+pub mod services;
 
+#[cfg(feature = "databases")]
 use std::str::FromStr as _;
 
 pub use issuer::FakeIssuer;
+pub use services::Services;
+#[cfg(feature = "databases")]
 use sqlx::ConnectOptions as _;
+#[cfg(feature = "databases")]
 use sqlx::Connection as _;
+#[cfg(feature = "databases")]
 use sqlx::Executor as _;
 
+#[cfg(feature = "databases")]
 /// Environment variable with a PostgreSQL URL for tests.
 pub const TEST_DATABASE_URL: &str = "TEST_DATABASE_URL";
+#[cfg(feature = "databases")]
 /// When set to `1`, a PostgreSQL test without a database fails instead of skipping.
 pub const REQUIRE_POSTGRES: &str = "REQUIRE_POSTGRES";
 
+#[cfg(feature = "databases")]
 /// A database for one test: a SQLite file in a temporary directory, or a fresh PostgreSQL
 /// database.
 #[derive(Debug)]
@@ -39,6 +54,7 @@ pub struct TestDatabase {
     _container: Option<PostgresContainer>,
 }
 
+#[cfg(feature = "databases")]
 impl TestDatabase {
     /// The same database for a second server (a replica), with its own data dir. The original
     /// keeps the database (and any container) alive.
@@ -95,9 +111,11 @@ impl TestDatabase {
     }
 }
 
+#[cfg(feature = "databases")]
 type PostgresContainer =
     testcontainers_modules::testcontainers::ContainerAsync<testcontainers_modules::postgres::Postgres>;
 
+#[cfg(feature = "databases")]
 /// Starts a PostgreSQL container for one test (removed when the test's database is dropped).
 async fn start_container() -> Result<(String, PostgresContainer), String> {
     use testcontainers_modules::testcontainers::ImageExt as _;
@@ -127,6 +145,7 @@ async fn start_container() -> Result<(String, PostgresContainer), String> {
 ///     }
 /// }
 /// ```
+#[cfg(feature = "databases")]
 #[macro_export]
 macro_rules! on_both_backends {
     ($(async fn $name:ident($database:ident) $body:block)+) => {
@@ -166,6 +185,7 @@ pub async fn serve(router: axum::Router) -> String {
     format!("http://{address}")
 }
 
+#[cfg(feature = "databases")]
 /// A resource service started in-process for a test.
 #[derive(Debug)]
 pub struct StartedService {
@@ -177,6 +197,7 @@ pub struct StartedService {
     pub verifier: shared_auth::Verifier,
 }
 
+#[cfg(feature = "databases")]
 /// Starts `service` (its `service-kit` recipe and `api`) on a free port, on `database`,
 /// trusting `issuer`, with its keys fetched before it answers. `configure` adjusts the
 /// configuration first (the service's own settings, say).
