@@ -1,21 +1,28 @@
 //! `platform`: the whole stack in one command, on SQLite, no Docker.
 //!
-//! `cargo run -p platform` seeds demo data on first start, then runs auth-server,
-//! users-service and orders-service as three separate processes (this same binary re-executed
-//! with a service name), each on its contract port with its own SQLite file under one data dir.
-//! Separate processes matter: the walkthrough stops the auth server alone and shows the
-//! services carry on. Press Enter to stop or start the auth server; Ctrl-C stops everything.
+//! `cargo run -p platform` seeds demo data on first start, then runs every service of
+//! `services.toml` (auth-server, users-service, orders-service) as a separate process (this same
+//! binary re-executed with a service name, through `testkit::launch`), each on its contract port
+//! with its own SQLite file under one data dir. Separate processes matter: the walkthrough stops
+//! the auth server alone and shows the services carry on. Press Enter to stop or start the auth
+//! server; Ctrl-C stops everything.
 
-use std::net::SocketAddr;
+use std::ffi::OsString;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use secrecy::{ExposeSecret as _, SecretString};
+use testkit::Services;
+use testkit::launch::{Launcher, Programs, Stack};
 use tokio::io::AsyncBufReadExt as _;
-use tokio::process::{Child, Command};
+
+/// The hidden flag that makes this binary run one service.
+const SERVICE_FLAG: &str = "--service";
 
 /// Runs the JWT platform locally.
 #[derive(Debug, clap::Parser)]
@@ -25,122 +32,122 @@ struct Args {
     #[arg(long, env = "PLATFORM_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
     /// auth-server address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value_t = Services::committed().auth_server().contract_address())]
     auth_addr: SocketAddr,
     /// users-service address.
-    #[arg(long, default_value = "127.0.0.1:8081")]
+    #[arg(long, default_value_t = contract_address("users-service"))]
     users_addr: SocketAddr,
     /// orders-service address.
-    #[arg(long, default_value = "127.0.0.1:8082")]
+    #[arg(long, default_value_t = contract_address("orders-service"))]
     orders_addr: SocketAddr,
     /// Internal: run one service in this process (used by the supervisor).
     #[arg(long, hide = true)]
     service: Option<String>,
+    /// Internal: that service's own arguments (`demo-seed`, say).
+    #[arg(hide = true, requires = "service", trailing_var_arg = true, allow_hyphen_values = true)]
+    service_args: Vec<OsString>,
+}
+
+impl Args {
+    /// The addresses the flags give: the auth server's and the two services that have a flag of
+    /// their own. Any other service listens on its contract port.
+    fn addresses(&self) -> [(&str, SocketAddr); 3] {
+        [
+            (&Services::committed().auth_server().name, self.auth_addr),
+            ("users-service", self.users_addr),
+            ("orders-service", self.orders_addr),
+        ]
+    }
+}
+
+/// The contract address of `service` in `services.toml` (`127.0.0.1:0` when it is not listed:
+/// its flag then moves nothing).
+fn contract_address(service: &str) -> SocketAddr {
+    Services::committed()
+        .get(service)
+        .map_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), |service| service.contract_address())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let result = match args.service.as_deref() {
-        Some(service) => run_service(service).await,
-        None => supervise(args).await,
+    let result = match args.service.clone() {
+        Some(service) => run_service(&service, args.service_args).await,
+        None => supervise(args).await.map(|()| ExitCode::SUCCESS),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("platform: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    result.unwrap_or_else(|error| {
+        eprintln!("platform: {error:#}");
+        ExitCode::FAILURE
+    })
 }
 
-/// Child mode: one service, configured entirely from the environment the supervisor set.
-async fn run_service(service: &str) -> anyhow::Result<()> {
-    service_kit::init_telemetry();
-    let ok = match service {
-        "auth-server" => {
-            auth_server::cli::run(auth_server::config::Cli::parse_from(["auth-server"])).await?;
-            true
-        }
+/// Runs one service from its command line (the first item is its name).
+type ServiceMain = fn(Vec<OsString>) -> Pin<Box<dyn Future<Output = anyhow::Result<ExitCode>>>>;
+
+/// How this binary runs the service called `name`. Every service of `services.toml` needs an
+/// arm here (and its crate in platform's dependencies), because platform runs each service from
+/// its own binary; a test checks that none is missing.
+fn service_main(name: &str) -> Option<ServiceMain> {
+    Some(match name {
+        "auth-server" => |command_line| {
+            Box::pin(async move {
+                let cli = auth_server::config::Cli::parse_from(command_line);
+                auth_server::cli::run(cli).await
+            })
+        },
         "users-service" => {
-            users_service::SERVICE
-                .run(users_service::SERVICE.config_from(["users-service"])?, users_service::api)
-                .await?
+            |command_line| Box::pin(run_resource(&users_service::SERVICE, users_service::api, command_line))
         }
         "orders-service" => {
-            orders_service::SERVICE
-                .run(orders_service::SERVICE.config_from(["orders-service"])?, orders_service::api)
-                .await?
+            |command_line| Box::pin(run_resource(&orders_service::SERVICE, orders_service::api, command_line))
         }
-        other => anyhow::bail!("unknown service {other}"),
-    };
-    anyhow::ensure!(ok, "{service} failed");
-    Ok(())
+        _ => return None,
+    })
 }
 
-struct Stack {
-    args: Args,
-    client_secret: SecretString,
-    auth: Option<Child>,
-    users: Child,
-    orders: Child,
+async fn run_resource<Settings, Api>(
+    service: &'static service_kit::ResourceService<Settings>,
+    api: Api,
+    command_line: Vec<OsString>,
+) -> anyhow::Result<ExitCode>
+where
+    Settings: clap::Args,
+    Api: FnOnce(service_kit::Resources, &Settings) -> anyhow::Result<utoipa_axum::router::OpenApiRouter>,
+{
+    let config = service.config_from(command_line).unwrap_or_else(|error| error.exit());
+    let healthy = service.run(config, api).await?;
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-impl Stack {
-    fn issuer(&self) -> String {
-        format!("http://{}", self.args.auth_addr)
-    }
-
-    fn spawn(&self, service: &str, listen: SocketAddr, data: &str) -> anyhow::Result<Child> {
-        let exe = std::env::current_exe().context("cannot find the platform binary")?;
-        let mut command = Command::new(exe);
-        command
-            .args(["--service", service])
-            .env("LISTEN_ADDR", listen.to_string())
-            .env("DATA_DIR", self.args.data_dir.join(data))
-            .env_remove("DATABASE_URL")
-            .env("ISSUER", self.issuer())
-            .env("AUTH_ISSUER", self.issuer())
-            .env("USERS_SERVICE_URL", format!("http://{}", self.args.users_addr))
-            .env("CLIENT_ID", "orders-service")
-            .env("CLIENT_SECRET", self.client_secret.expose_secret())
-            // Short refresh bounds so the local demo reacts quickly to key changes.
-            .env("JWKS_REFRESH_MIN_SECS", "5")
-            .env("REVOCATION_POLL_SECS", "5")
-            .kill_on_drop(true);
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "warn");
-        }
-        command.spawn().with_context(|| format!("failed to start {service}"))
-    }
-
-    fn start_auth(&mut self) -> anyhow::Result<()> {
-        self.auth = Some(self.spawn("auth-server", self.args.auth_addr, "auth")?);
-        Ok(())
-    }
-
-    async fn stop_auth(&mut self) {
-        if let Some(mut child) = self.auth.take() {
-            terminate(&mut child).await;
-        }
-    }
+/// Child mode: one service, configured from the environment the supervisor set and `args`.
+async fn run_service(service: &str, args: Vec<OsString>) -> anyhow::Result<ExitCode> {
+    let main = service_main(service).with_context(|| format!("unknown service {service}"))?;
+    service_kit::init_telemetry();
+    let command_line = std::iter::once(OsString::from(service)).chain(args).collect();
+    main(command_line).await.with_context(|| format!("{service} failed"))
 }
 
 async fn supervise(args: Args) -> anyhow::Result<()> {
+    let services = Services::committed();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("failed to create {}", args.data_dir.display()))?;
     let client_secret = demo_client_secret(&args.data_dir)?;
-    seed(&args, &client_secret).await?;
+    let program = std::env::current_exe().context("cannot find the platform binary")?;
+    let programs = Programs::Dispatcher { program, flag: SERVICE_FLAG.to_owned() };
+    let mut launcher = Launcher::new(services.clone(), programs, &args.data_dir, client_secret)
+        // Short refresh bounds so the local demo reacts quickly to key changes.
+        .resource_env("JWKS_REFRESH_MIN_SECS", 5)
+        .resource_env("REVOCATION_POLL_SECS", 5)
+        .rust_log(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+    for (service, address) in args.addresses() {
+        if services.get(service).is_some() {
+            launcher = launcher.listen(service, address)?;
+        }
+    }
 
-    let mut stack = Stack { args, client_secret, auth: None, users: dummy_child()?, orders: dummy_child()? };
-    stack.start_auth()?;
-    wait_ready(stack.args.auth_addr, "auth-server").await?;
-    stack.users = stack.spawn("users-service", stack.args.users_addr, "users")?;
-    stack.orders = stack.spawn("orders-service", stack.args.orders_addr, "orders")?;
-    wait_ready(stack.args.users_addr, "users-service").await?;
-    wait_ready(stack.args.orders_addr, "orders-service").await?;
-    print_walkthrough(&stack.args);
-
+    let mut stack = Stack::start(launcher).await?;
+    print_walkthrough(&args, stack.launcher());
+    let auth = stack.auth_server().to_owned();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     loop {
@@ -148,39 +155,32 @@ async fn supervise(args: Args) -> anyhow::Result<()> {
             () = service_kit::shutdown_signal() => break,
             line = lines.next_line(), if stdin_open => match line {
                 Ok(Some(_)) => {
-                    if stack.auth.is_some() {
-                        stack.stop_auth().await;
-                        println!(">> auth-server stopped. The services keep verifying tokens from their key cache.");
+                    if stack.is_running(&auth) {
+                        stack.terminate(&auth).await;
+                        println!(">> {auth} stopped. The services keep verifying tokens from their key cache.");
                         println!(">> Press Enter to start it again.");
                     } else {
-                        stack.start_auth()?;
-                        wait_ready(stack.args.auth_addr, "auth-server").await?;
-                        println!(">> auth-server is back. Press Enter to stop it again.");
+                        stack.start_service(&auth).await?;
+                        println!(">> {auth} is back. Press Enter to stop it again.");
                     }
                 }
                 _ => stdin_open = false,
             },
-            status = stack.users.wait() => anyhow::bail!("users-service exited: {status:?}"),
-            status = stack.orders.wait() => anyhow::bail!("orders-service exited: {status:?}"),
+            (service, status) = stack.exited() => anyhow::bail!("{service} exited: {status:?}"),
         }
     }
     println!("stopping ...");
-    stack.stop_auth().await;
-    terminate(&mut stack.users).await;
-    terminate(&mut stack.orders).await;
-    println!("stopped; data kept in {}", stack.args.data_dir.display());
+    stack.stop().await;
+    println!("stopped; data kept in {}", args.data_dir.display());
     Ok(())
 }
 
-/// A placeholder child replaced right after; keeps `Stack` free of `Option`s for the services.
-fn dummy_child() -> anyhow::Result<Child> {
-    Command::new("true").kill_on_drop(true).spawn().context("failed to spawn `true`")
-}
-
-/// The orders-service client secret: generated on first start, kept (0600) in the data dir so a
-/// second start reuses it.
+/// The client secret of the service with client credentials (orders-service): generated on
+/// first start, kept (0600) in the data dir so a second start reuses it.
 fn demo_client_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
-    let path = data_dir.join("orders-service-client-secret");
+    let client =
+        Services::committed().resource_services().find_map(|service| service.resource()?.client_id.clone());
+    let path = data_dir.join(format!("{}-client-secret", client.as_deref().unwrap_or("demo")));
     if let Ok(secret) = std::fs::read_to_string(&path) {
         return Ok(SecretString::from(secret.trim().to_owned()));
     }
@@ -194,52 +194,19 @@ fn demo_client_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
     Ok(secret)
 }
 
-/// Demo user, admin and the orders-service client, created on first start only.
-async fn seed(args: &Args, client_secret: &SecretString) -> anyhow::Result<()> {
-    let mut cli = auth_server::config::Cli::parse_from(["auth-server"]);
-    cli.config.storage.data_dir = args.data_dir.join("auth");
-    cli.config.storage.database_url = None;
-    cli.config.issuer = format!("http://{}", args.auth_addr);
-    let state = auth_server::build_state(cli.config).await?;
-    auth_server::cli::demo_seed(&state, client_secret).await?;
-    state.pool.close().await;
-    Ok(())
-}
-
-async fn wait_ready(address: SocketAddr, name: &str) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(response) = client.get(format!("http://{address}/readyz")).send().await
-            && response.status().is_success()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("{name} did not become ready on {address} within 30 s")
-}
-
-/// SIGTERM (graceful drain), then SIGKILL after 10 s.
-async fn terminate(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
-    }
-    if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
-        let _ = child.kill().await;
-    }
-}
-
-fn print_walkthrough(args: &Args) {
+fn print_walkthrough(args: &Args, launcher: &Launcher) {
     let (auth, users, orders) = (args.auth_addr, args.users_addr, args.orders_addr);
+    let docs: String = launcher
+        .services()
+        .all()
+        .iter()
+        .filter_map(|service| Some(format!("  {:<16}{}/docs\n", service.name, launcher.url(&service.name)?)))
+        .collect();
     println!(
         r#"
 JWT platform is running (data in {data}).
 
-  auth-server     http://{auth}/docs
-  users-service   http://{users}/docs
-  orders-service  http://{orders}/docs
-
+{docs}
 Demo accounts: demo / demo-password, admin / admin-password.
 In another terminal:
 
@@ -256,4 +223,51 @@ start the auth server. Ctrl-C stops everything.
 "#,
         data = args.data_dir.display()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_binary_can_run_every_service_of_services_toml() {
+        let services = Services::committed();
+
+        let missing: Vec<&str> = services
+            .all()
+            .iter()
+            .map(|service| service.name.as_str())
+            .filter(|name| service_main(name).is_none())
+            .collect();
+
+        assert!(missing.is_empty(), "add an arm to service_main (and a dependency) for {missing:?}");
+        assert!(service_main("no-such-service").is_none());
+    }
+
+    #[test]
+    fn the_address_flags_default_to_the_contract_ports() {
+        let args = Args::parse_from(["platform"]);
+
+        let addresses: Vec<String> =
+            args.addresses().iter().map(|(_, address)| address.to_string()).collect();
+        assert_eq!(addresses, ["127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082"]);
+    }
+
+    #[test]
+    fn the_service_flag_takes_the_services_own_arguments_after_it() {
+        let args = Args::parse_from([
+            "platform",
+            "--service",
+            "auth-server",
+            "users",
+            "create",
+            "ann",
+            "--role",
+            "admin",
+        ]);
+
+        assert_eq!(args.service.as_deref(), Some("auth-server"));
+        assert_eq!(args.service_args, ["users", "create", "ann", "--role", "admin"]);
+        assert!(Args::try_parse_from(["platform", "demo-seed"]).is_err(), "arguments need --service");
+    }
 }
