@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use secrecy::{ExposeSecret as _, SecretString};
-use shared_auth::time::unix_now_i64;
 
+use crate::clients;
 use crate::config::{Cli, ClientsCommand, Command, KeysCommand, UsersCommand};
 use crate::domain::{Password, Username, validate_role};
+use crate::sessions;
 use crate::state::AppState;
-use crate::store::{self, CreateUserError};
-use crate::{clients, sessions};
+use crate::store::{self, CreateUserError, users};
 
 /// Runs the command line's subcommand (default: serve).
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -54,10 +54,13 @@ async fn run_operator_command(state: &AppState, command: Command) -> anyhow::Res
             println!("{}", serde_json::to_string(&created)?);
         }
         Command::Clients(ClientsCommand::List) => {
-            println!("{}", serde_json::to_string_pretty(&clients::list(&state.pool).await?)?);
+            println!("{}", serde_json::to_string_pretty(&store::clients::list(&state.pool).await?)?);
         }
         Command::Clients(ClientsCommand::Delete { client_id }) => {
-            anyhow::ensure!(clients::delete(&state.pool, &client_id).await?, "no client {client_id:?}");
+            anyhow::ensure!(
+                store::clients::delete(&state.pool, &client_id).await?,
+                "no client {client_id:?}"
+            );
             println!("{}", serde_json::json!({ "client_id": client_id, "deleted": true }));
         }
         Command::Keys(KeysCommand::List) => {
@@ -98,37 +101,27 @@ pub async fn create_user(
         validate_role(role).map_err(|error| anyhow::anyhow!(error.0))?;
     }
     let hash = state.hasher.hash(password.secret()).await?;
-    store::create_user(&state.pool, &username, &hash, roles).await.map_err(|error| match error {
-        CreateUserError::Taken => anyhow::anyhow!("username {:?} is taken", username.as_str()),
-        CreateUserError::Database(error) => anyhow::Error::new(error).context("failed to create user"),
-    })
+    users::create(&state.pool, &username, &hash, roles, state.clock.now()).await.map_err(
+        |error| match error {
+            CreateUserError::Taken => anyhow::anyhow!("username {:?} is taken", username.as_str()),
+            CreateUserError::Database(error) => anyhow::Error::new(error).context("failed to create user"),
+        },
+    )
 }
 
 /// Disables a user and ends every one of their sessions; returns how many were active.
 pub async fn disable_user(state: &AppState, username: &str) -> anyhow::Result<usize> {
     let username = Username::try_from(username).map_err(|error| anyhow::anyhow!(error.0))?;
-    let user = store::find_user(&state.pool, &username)
+    let user = users::find_by_username(&state.pool, &username)
         .await?
         .with_context(|| format!("no user {:?}", username.as_str()))?;
-    let now = unix_now_i64();
-    sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL")
-        .bind(now)
-        .bind(&user.id)
-        .execute(&state.pool)
-        .await?;
-    let sids: Vec<String> =
-        sqlx::query_scalar("SELECT sid FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
-            .bind(&user.id)
-            .fetch_all(&state.pool)
-            .await?;
-    for sid in &sids {
-        sessions::end_session(state, sid).await?;
-    }
-    // Also cut off any token of this subject issued until now (client tokens have no session).
-    let until = now + state.config.access_token_ttl_secs.as_i64() + 60;
-    let mut connection = state.pool.acquire().await?;
-    sessions::upsert_revocation(&mut connection, "subject", &user.id, now + 1, until).await?;
-    Ok(sids.len())
+    let now = state.clock.now();
+    users::disable(&state.pool, &user.id, now).await?;
+    let ended =
+        store::sessions::end_all_of_user(&state.pool, &user.id, now, sessions::revoked_until(state, now))
+            .await
+            .context("failed to end the user's sessions")?;
+    Ok(ended)
 }
 
 /// Demo accounts and the orders-service client, created only if missing.
@@ -136,15 +129,14 @@ pub async fn demo_seed(state: &AppState, client_secret: &SecretString) -> anyhow
     let accounts = [("demo", "demo-password", vec![]), ("admin", "admin-password", vec!["admin".to_owned()])];
     for (name, password, roles) in accounts {
         let username = Username::try_from(name).map_err(|error| anyhow::anyhow!(error.0))?;
-        if store::find_user(&state.pool, &username).await?.is_none() {
+        if users::find_by_username(&state.pool, &username).await?.is_none() {
             let password =
                 Password::try_from(password.to_owned()).map_err(|error| anyhow::anyhow!(error.0))?;
             create_user(state, name, password, &roles).await?;
             println!("created user {name}");
         }
     }
-    let existing = clients::list(&state.pool).await?;
-    if !existing.iter().any(|client| client.client_id == "orders-service") {
+    if store::clients::find(&state.pool, "orders-service").await?.is_none() {
         clients::create(
             &state.pool,
             "orders-service",

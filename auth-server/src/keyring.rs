@@ -21,8 +21,10 @@ use serde::Serialize;
 use service_kit::Seconds;
 use shared_auth::jws::{Algorithm, Jwk, JwkSet, SigningKey, VerifyingKey};
 use shared_auth::keys::{KeyCache, KeyCacheSettings};
-use shared_auth::time::unix_now_i64;
-use sqlx::{AnyPool, Row as _};
+use shared_auth::time::Clock;
+use sqlx::AnyPool;
+
+use crate::store::keys::{self, KeyRow, KeyState};
 
 /// Extra time a retired key stays published beyond the access-token lifetime, for clock skew.
 const UNPUBLISH_MARGIN_SECS: i64 = 120;
@@ -73,6 +75,7 @@ pub struct KeyRing {
 
 struct Inner {
     pool: AnyPool,
+    clock: Clock,
     settings: KeyRingSettings,
     state: RwLock<Option<Arc<RingState>>>,
     /// The published keys in the form shared-auth's verifier uses, so the auth server checks
@@ -88,7 +91,7 @@ pub struct KeyInfo {
     /// Algorithm.
     pub algorithm: String,
     /// `pending`, `active`, `retired` (published, not signing) or `expired`.
-    pub state: String,
+    pub state: KeyState,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -97,26 +100,18 @@ pub struct KeyInfo {
     pub unpublish_at: Option<i64>,
 }
 
-struct KeyRow {
-    kid: String,
-    algorithm: String,
-    private_key: String,
-    public_jwk: String,
-    created_at: i64,
-    activates_at: i64,
-    unpublish_at: Option<i64>,
-}
-
 impl KeyRing {
     /// Loads the keys, generating the first one if the database has none usable.
     pub async fn load_or_init(
         pool: AnyPool,
         settings: KeyRingSettings,
         issuer: &str,
+        clock: Clock,
     ) -> anyhow::Result<Self> {
-        let verifier_keys = KeyCache::new(KeyCacheSettings::new(issuer))?;
-        let ring =
-            Self { inner: Arc::new(Inner { pool, settings, state: RwLock::new(None), verifier_keys }) };
+        // The auth server's own verifier (logout, introspection) reads time from the same clock.
+        let verifier_keys = KeyCache::with_clock(KeyCacheSettings::new(issuer), clock.clone())?;
+        let inner = Inner { pool, clock, settings, state: RwLock::new(None), verifier_keys };
+        let ring = Self { inner: Arc::new(inner) };
         if ring.reload().await.is_err() {
             tracing::info!(algorithm = %ring.inner.settings.algorithm, "no signing key yet; generating one");
             ring.insert_new_key(0).await?;
@@ -128,8 +123,8 @@ impl KeyRing {
     /// Re-reads the keys from the database: picks up rotations by other replicas and the
     /// activation of pre-published keys.
     pub async fn reload(&self) -> anyhow::Result<()> {
-        let now = unix_now_i64();
-        let rows = self.published_rows(now).await?;
+        let now = self.inner.clock.now();
+        let rows = keys::published(&self.inner.pool, now).await.context("failed to read signing keys")?;
         let signing_row = rows
             .iter()
             .filter(|row| row.activates_at <= now)
@@ -193,10 +188,7 @@ impl KeyRing {
         // Both terms are bounded (ten years each), so the sum cannot overflow.
         let unpublish_at =
             info.activates_at + self.inner.settings.access_token_ttl.as_i64() + UNPUBLISH_MARGIN_SECS;
-        sqlx::query("UPDATE signing_keys SET unpublish_at = $1 WHERE kid <> $2 AND unpublish_at IS NULL")
-            .bind(unpublish_at)
-            .bind(&info.kid)
-            .execute(&self.inner.pool)
+        keys::schedule_unpublish(&self.inner.pool, &info.kid, unpublish_at)
             .await
             .context("failed to schedule retirement of the previous keys")?;
         self.reload().await?;
@@ -205,58 +197,20 @@ impl KeyRing {
 
     /// Every stored key with its state.
     pub async fn list(&self) -> anyhow::Result<Vec<KeyInfo>> {
-        let now = unix_now_i64();
+        let now = self.inner.clock.now();
         let signing = self.signing_key()?.kid.clone();
-        let rows = self.rows("SELECT * FROM signing_keys ORDER BY created_at, kid", None).await?;
+        let rows = keys::all(&self.inner.pool).await.context("failed to read signing keys")?;
         Ok(rows
             .into_iter()
-            .map(|row| {
-                let state = if row.unpublish_at.is_some_and(|at| at <= now) {
-                    "expired"
-                } else if row.kid == signing {
-                    "active"
-                } else if row.activates_at > now {
-                    "pending"
-                } else {
-                    "retired"
-                };
-                KeyInfo {
-                    kid: row.kid,
-                    algorithm: row.algorithm,
-                    state: state.into(),
-                    created_at: row.created_at,
-                    activates_at: row.activates_at,
-                    unpublish_at: row.unpublish_at,
-                }
+            .map(|row| KeyInfo {
+                state: row.state(&signing, now),
+                kid: row.kid,
+                algorithm: row.algorithm,
+                created_at: row.created_at,
+                activates_at: row.activates_at,
+                unpublish_at: row.unpublish_at,
             })
             .collect())
-    }
-
-    async fn published_rows(&self, now: i64) -> anyhow::Result<Vec<KeyRow>> {
-        self.rows("SELECT * FROM signing_keys WHERE unpublish_at IS NULL OR unpublish_at > $1", Some(now))
-            .await
-    }
-
-    async fn rows(&self, sql: &'static str, bind: Option<i64>) -> anyhow::Result<Vec<KeyRow>> {
-        let mut query = sqlx::query(sql);
-        if let Some(value) = bind {
-            query = query.bind(value);
-        }
-        let rows = query.fetch_all(&self.inner.pool).await.context("failed to read signing keys")?;
-        rows.iter()
-            .map(|row| {
-                Ok(KeyRow {
-                    kid: row.try_get("kid")?,
-                    algorithm: row.try_get("algorithm")?,
-                    private_key: row.try_get("private_key")?,
-                    public_jwk: row.try_get("public_jwk")?,
-                    created_at: row.try_get("created_at")?,
-                    activates_at: row.try_get("activates_at")?,
-                    unpublish_at: row.try_get("unpublish_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .context("failed to decode signing keys")
     }
 
     async fn insert_new_key(&self, activate_in_secs: i64) -> anyhow::Result<KeyInfo> {
@@ -269,35 +223,30 @@ impl KeyRing {
         let kid = public.thumbprint();
         let jwk = serde_json::to_string(&public.to_jwk(&kid))?;
         let private_key = self.encrypt(&kid, &key.to_pkcs8_der()?)?;
-        let now = unix_now_i64();
+        let now = self.inner.clock.now();
         // Strictly after every existing key, so "the newest active key signs" is never a tie,
         // even for two rotations within one second.
-        let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(activates_at) FROM signing_keys")
-            .fetch_one(&self.inner.pool)
-            .await
-            .context("failed to read key activation times")?;
+        let latest =
+            keys::latest_activation(&self.inner.pool).await.context("failed to read key activation times")?;
         let activates_at = (now + activate_in_secs).max(latest.map_or(i64::MIN, |latest| latest + 1));
         let info = KeyInfo {
             kid: kid.clone(),
             algorithm: algorithm.to_string(),
-            state: if activates_at <= now { "active" } else { "pending" }.into(),
+            state: if activates_at <= now { KeyState::Active } else { KeyState::Pending },
             created_at: now,
             activates_at,
             unpublish_at: None,
         };
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, public_jwk, created_at, activates_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&kid)
-        .bind(algorithm.as_str())
-        .bind(private_key)
-        .bind(jwk)
-        .bind(info.created_at)
-        .bind(info.activates_at)
-        .execute(&self.inner.pool)
-        .await
-        .context("failed to store the new signing key")?;
+        let row = KeyRow {
+            kid: kid.clone(),
+            algorithm: algorithm.as_str().to_owned(),
+            private_key,
+            public_jwk: jwk,
+            created_at: info.created_at,
+            activates_at: info.activates_at,
+            unpublish_at: None,
+        };
+        keys::insert(&self.inner.pool, &row).await.context("failed to store the new signing key")?;
         tracing::info!(kid, %algorithm, activates_at = info.activates_at, "signing key created");
         Ok(info)
     }

@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use axum::Router;
 use service_kit::App;
 use service_kit::readiness::database_readiness;
+use shared_auth::time::Clock;
 
 use crate::config::Config;
 use crate::keyring::KeyRing;
@@ -37,12 +38,18 @@ pub const SQLITE_FILE: &str = "auth.sqlite";
 
 /// Connects the database, runs migrations, loads (or creates) the signing keys.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    build_state_with_clock(config, Clock::system()).await
+}
+
+/// [`build_state`] with time read from `clock` (tests pass a [`shared_auth::time::ManualClock`]'s).
+pub async fn build_state_with_clock(config: Config, clock: Clock) -> anyhow::Result<AppState> {
     let pool = service_kit::db::connect(&config.storage, SQLITE_FILE, &MIGRATOR).await?;
-    let keyring = KeyRing::load_or_init(pool.clone(), config.key_ring_settings()?, &config.issuer())
-        .await
-        .context("failed to load signing keys")?;
+    let keyring =
+        KeyRing::load_or_init(pool.clone(), config.key_ring_settings()?, &config.issuer(), clock.clone())
+            .await
+            .context("failed to load signing keys")?;
     let hasher = PasswordHasher::new(config.hash_settings()).context("invalid Argon2 settings")?;
-    Ok(AppState::new(pool, config, hasher, keyring))
+    Ok(AppState::new(pool, config, hasher, keyring, clock))
 }
 
 /// The full HTTP application for a state.
@@ -57,7 +64,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let key_reload = config.key_reload_secs.max(service_kit::Seconds::new(1)).duration();
     let state = build_state(config).await?;
     state.tokens.keyring().spawn_reload(key_reload);
-    sessions::spawn_revocation_pruning(state.pool.clone(), std::time::Duration::from_secs(60));
+    sessions::spawn_pruning(state.pool.clone(), state.clock.clone(), std::time::Duration::from_secs(60));
     let listener = tokio::net::TcpListener::bind(listen_addr)
         .await
         .with_context(|| format!("failed to listen on {listen_addr}"))?;

@@ -1,94 +1,60 @@
-//! Ending sessions: logout, user disable. Each end publishes a revocation so the services stop
-//! accepting the session's access tokens within one poll interval.
+//! Ending sessions: logout, reuse detection, user disable. Each end publishes a revocation so the
+//! services stop accepting the session's access tokens within one poll interval.
 
 use anyhow::Context as _;
-use shared_auth::time::unix_now_i64;
+use shared_auth::time::Clock;
 
 use crate::state::AppState;
+use crate::store::{logins, revocations, sessions};
+use crate::throttle;
+
+/// How long past the access-token lifetime a revocation stays listed, for clock skew.
+const REVOCATION_MARGIN_SECS: i64 = 60;
+
+/// Until when a revocation made at `now` must stay listed: every access token it covers has
+/// expired by then.
+pub fn revoked_until(state: &AppState, now: i64) -> i64 {
+    // Both terms are bounded (the lifetime by ten years): no overflow.
+    now + state.config.access_token_ttl_secs.as_i64() + REVOCATION_MARGIN_SECS
+}
 
 /// Ends one session: refresh tokens die, and its `sid` is listed as revoked until every access
 /// token of the session has expired.
+#[tracing::instrument(skip(state), err)]
 pub async fn end_session(state: &AppState, sid: &str) -> anyhow::Result<()> {
-    let now = unix_now_i64();
-    let revoked_until = now + state.config.access_token_ttl_secs.as_i64() + 60;
-    let mut transaction = state.pool.begin().await.context("failed to start transaction")?;
-    sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE sid = $2 AND revoked_at IS NULL")
-        .bind(now)
-        .bind(sid)
-        .execute(&mut *transaction)
-        .await
-        .context("failed to revoke session")?;
-    sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE sid = $2 AND used_at IS NULL")
-        .bind(now)
-        .bind(sid)
-        .execute(&mut *transaction)
-        .await
-        .context("failed to revoke refresh tokens")?;
-    upsert_revocation(&mut transaction, "session", sid, now, revoked_until).await?;
-    transaction.commit().await.context("failed to commit session end")?;
-    Ok(())
-}
-
-/// Adds or extends an entry of the revocation list.
-pub async fn upsert_revocation(
-    connection: &mut sqlx::AnyConnection,
-    kind: &str,
-    id: &str,
-    not_before: i64,
-    expires_at: i64,
-) -> anyhow::Result<()> {
-    // One atomic statement (SQLite and PostgreSQL both speak ON CONFLICT): a delete + insert
-    // pair lets concurrent ends of one session (reuse detected by parallel refreshes) both
-    // insert, and the loser fails on the primary key with a 500.
-    sqlx::query(
-        "INSERT INTO revocations (kind, id, not_before, expires_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (kind, id) DO UPDATE SET not_before = excluded.not_before, expires_at = excluded.expires_at",
-    )
-    .bind(kind)
-    .bind(id)
-    .bind(not_before)
-    .bind(expires_at)
-    .execute(&mut *connection)
-    .await
-    .context("failed to upsert revocation")?;
-    Ok(())
+    let now = state.clock.now();
+    sessions::end(&state.pool, sid, now, revoked_until(state, now)).await.context("failed to end session")
 }
 
 /// Whether an access token is revoked by what the database knows now: its `jti`, its session,
 /// or a cut-off for its subject.
 pub async fn is_revoked(pool: &sqlx::AnyPool, claims: &shared_auth::AccessClaims) -> anyhow::Result<bool> {
-    let sid = claims.sid.clone().unwrap_or_default();
-    let hits: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM revocations WHERE (kind = 'token' AND id = $1) OR (kind = 'session' AND id = $2) \
-         OR (kind = 'subject' AND id = $3 AND not_before > $4)",
-    )
-    .bind(&claims.jti)
-    .bind(&sid)
-    .bind(&claims.sub)
-    .bind(claims.iat)
-    .fetch_one(pool)
-    .await
-    .context("failed to check revocations")?;
-    Ok(hits > 0)
+    let token = revocations::TokenIds {
+        jti: &claims.jti,
+        sid: claims.sid.as_deref(),
+        sub: &claims.sub,
+        iat: claims.iat,
+    };
+    revocations::covers(pool, token).await.context("failed to check revocations")
 }
 
-/// Deletes the revocations whose every covered token has expired.
-pub async fn prune_expired_revocations(pool: &sqlx::AnyPool) -> anyhow::Result<u64> {
-    let deleted = sqlx::query("DELETE FROM revocations WHERE expires_at <= $1")
-        .bind(unix_now_i64())
-        .execute(pool)
+/// Deletes what no longer matters: revocations whose every covered token has expired, login
+/// counts whose window is over, ended trusts. Returns how many rows went.
+pub async fn prune(pool: &sqlx::AnyPool, now: i64) -> anyhow::Result<u64> {
+    let revocations = revocations::prune(pool, now).await.context("failed to prune revocations")?;
+    let logins = logins::prune(pool, now, now - throttle::WINDOW_SECS)
         .await
-        .context("failed to prune expired revocations")?;
-    Ok(deleted.rows_affected())
+        .context("failed to prune login counts")?;
+    Ok(revocations + logins)
 }
 
-/// Prunes expired revocations every `interval` until the runtime stops.
-pub fn spawn_revocation_pruning(pool: sqlx::AnyPool, interval: std::time::Duration) {
+/// Runs [`prune`] every `interval` until the runtime stops, so that no request pays for it.
+pub fn spawn_pruning(pool: sqlx::AnyPool, clock: Clock, interval: std::time::Duration) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
-            if let Err(error) = prune_expired_revocations(&pool).await {
-                tracing::warn!(error = format!("{error:#}"), "failed to prune expired revocations");
+            if let Err(error) = prune(&pool, clock.now()).await {
+                tracing::warn!(error = format!("{error:#}"), "failed to prune expired rows");
             }
         }
     });

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use shared_auth::revocation::{RevocationSettings, Revocations};
+use shared_auth::time::Clock;
 use shared_auth::{Verifier, VerifierSettings};
 use sqlx::AnyPool;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub throttle: LoginThrottle,
     /// Serialises registrations of the same name.
     pub registrations: RegistrationLocks,
+    /// What "now" is: the system clock, or a test's.
+    pub clock: Clock,
 }
 
 impl std::fmt::Debug for AppState {
@@ -41,9 +44,16 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Wires the state from its parts.
-    pub fn new(pool: AnyPool, config: Config, hasher: PasswordHasher, keyring: KeyRing) -> Self {
+    pub fn new(
+        pool: AnyPool,
+        config: Config,
+        hasher: PasswordHasher,
+        keyring: KeyRing,
+        clock: Clock,
+    ) -> Self {
         let issuer = config.issuer();
-        let tokens = TokenIssuer::new(keyring.clone(), issuer.clone(), config.access_token_ttl_secs);
+        let tokens =
+            TokenIssuer::new(keyring.clone(), issuer.clone(), config.access_token_ttl_secs, clock.clone());
         let keys = keyring.verifier_keys();
         // This list stays empty: the auth server owns the revocations, so it checks them in its
         // database (`AppState::verify_unrevoked`) instead of polling its own feed.
@@ -54,7 +64,7 @@ impl AppState {
         let verifier = Verifier::new(settings, keys, revocations);
         let throttle = LoginThrottle::new(pool.clone(), config.login_failure_threshold);
         let registrations = RegistrationLocks::default();
-        Self { pool, config: Arc::new(config), hasher, tokens, verifier, throttle, registrations }
+        Self { pool, config: Arc::new(config), hasher, tokens, verifier, throttle, registrations, clock }
     }
 }
 

@@ -24,15 +24,17 @@
 //! The account-wide bucket is what an attacker could use to lock a victim out, so it never
 //! applies to an address the account has logged in from successfully in the last 30 days: an
 //! attacker elsewhere cannot keep the victim out of their own address.
+//!
+//! The SQL is in [`crate::store::logins`]; times come from the caller's clock.
 
 use std::net::IpAddr;
 
-use anyhow::Context as _;
-use shared_auth::time::unix_now_i64;
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool};
+
+use crate::store::logins::{self, Bucket, CountRules, TakeBack};
 
 /// Seconds after the first failure of a window when its count resets.
-const WINDOW_SECS: i64 = 15 * 60;
+pub const WINDOW_SECS: i64 = 15 * 60;
 /// Longest single lock.
 const MAX_LOCK_SECS: i64 = 15 * 60;
 /// How long a successful login makes an address trusted for the account.
@@ -81,15 +83,16 @@ struct Counted {
     provisional_until: Option<i64>,
 }
 
+impl Counted {
+    fn take_back(&self) -> TakeBack {
+        TakeBack { key: self.key.clone(), provisional_until: self.provisional_until }
+    }
+}
+
 /// The throttle. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct LoginThrottle {
     pool: AnyPool,
-    threshold: i64,
-}
-
-struct Bucket {
-    key: String,
     threshold: i64,
 }
 
@@ -115,102 +118,53 @@ impl LoginThrottle {
         format!("pair:{username}|{address}")
     }
 
-    fn trust_key(username: &str, address: IpAddr) -> String {
-        format!("trusted:{username}|{address}")
-    }
-
-    /// Until when `address` is trusted for `username`, if it is now.
-    async fn trusted_until(
+    /// Decides before any password work and, when the attempt may go ahead, counts it.
+    /// `trusted_until` is the address's trust for the name ([`logins::lookup`] reads it
+    /// together with the user).
+    pub async fn begin(
         &self,
         username: &str,
         address: Option<IpAddr>,
+        trusted_until: Option<i64>,
         now: i64,
-    ) -> anyhow::Result<Option<i64>> {
-        let Some(address) = address else {
-            return Ok(None);
-        };
-        let until: Option<i64> =
-            sqlx::query_scalar("SELECT locked_until FROM login_failures WHERE bucket = $1")
-                .bind(Self::trust_key(username, address))
-                .fetch_optional(&self.pool)
-                .await
-                .context("failed to read trusted address")?;
-        Ok(until.filter(|until| *until > now))
-    }
-
-    /// Seconds until the longest lock among `buckets` ends (0 when none is locked).
-    async fn longest_lock(&self, buckets: &[Bucket], now: i64) -> anyhow::Result<i64> {
-        let mut longest = 0;
-        for bucket in buckets {
-            let until: Option<i64> =
-                sqlx::query_scalar("SELECT locked_until FROM login_failures WHERE bucket = $1")
-                    .bind(&bucket.key)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .context("failed to read login failures")?;
-            longest = longest.max(until.unwrap_or(0) - now);
-        }
-        Ok(longest)
-    }
-
-    /// Decides before any password work and, when the attempt may go ahead, counts it.
-    pub async fn begin(&self, username: &str, address: Option<IpAddr>) -> anyhow::Result<Decision> {
-        let now = unix_now_i64();
-        let trusted_until = self.trusted_until(username, address, now).await?;
+    ) -> anyhow::Result<Decision> {
+        let trusted_until = trusted_until.filter(|until| *until > now);
         let buckets = self.buckets(username, address, trusted_until.is_some());
-        let provisional_until = now + PROVISIONAL_LOCK_SECS;
+        let rules = CountRules {
+            now,
+            window_start: now - WINDOW_SECS,
+            provisional_until: now + PROVISIONAL_LOCK_SECS,
+        };
+        let counted = logins::count_attempt(&self.pool, &buckets, rules).await?;
         let mut attempt = Attempt {
             throttle: self.clone(),
             username: username.to_owned(),
             address,
             trusted_until,
-            counted: Vec::new(),
+            counted: Vec::with_capacity(buckets.len()),
         };
         for bucket in &buckets {
-            // Counts the attempt unless the bucket is locked (then no row comes back), and sets
-            // the provisional lock when this attempt reaches the threshold: check, count and
-            // lock in one statement, so concurrent attempts cannot interleave between them.
-            let counted: Option<(i64, i64)> = sqlx::query_as(
-                "INSERT INTO login_failures (bucket, failures, first_failed, locked_until) \
-                 VALUES ($1, 1, $2, CASE WHEN 1 >= $4 THEN $5 ELSE 0 END) \
-                 ON CONFLICT (bucket) DO UPDATE SET \
-                   failures = CASE WHEN login_failures.first_failed <= $3 THEN 1 \
-                                   ELSE login_failures.failures + 1 END, \
-                   first_failed = CASE WHEN login_failures.first_failed <= $3 THEN $2 \
-                                       ELSE login_failures.first_failed END, \
-                   locked_until = CASE WHEN (CASE WHEN login_failures.first_failed <= $3 THEN 1 \
-                                                  ELSE login_failures.failures + 1 END) >= $4 THEN $5 \
-                                       ELSE login_failures.locked_until END \
-                 WHERE login_failures.locked_until <= $2 \
-                 RETURNING failures, locked_until",
-            )
-            .bind(&bucket.key)
-            .bind(now)
-            .bind(now - WINDOW_SECS)
-            .bind(bucket.threshold)
-            .bind(provisional_until)
-            .fetch_optional(&self.pool)
-            .await
-            .context("failed to count login attempt")?;
-            let Some((failures, until)) = counted else {
-                // Locked: take back what this attempt counted in the buckets before this one.
-                self.release(attempt).await?;
-                let longest = self.longest_lock(&buckets, now).await?;
-                return Ok(Decision::Locked { retry_after: u64::try_from(longest).unwrap_or(1).max(1) });
-            };
-            attempt.counted.push(Counted {
-                key: bucket.key.clone(),
-                threshold: bucket.threshold,
-                failures,
-                provisional_until: (failures >= bucket.threshold).then_some(until),
-            });
+            if let Some(count) = counted.iter().find(|count| count.key == bucket.key) {
+                attempt.counted.push(Counted {
+                    key: bucket.key.clone(),
+                    threshold: bucket.threshold,
+                    failures: count.failures,
+                    provisional_until: (count.failures >= bucket.threshold).then_some(count.locked_until),
+                });
+            }
+        }
+        if attempt.counted.len() < buckets.len() {
+            // A bucket is locked: take back what this attempt counted in the others.
+            self.release(attempt).await?;
+            let keys: Vec<&str> = buckets.iter().map(|bucket| bucket.key.as_str()).collect();
+            let longest = logins::latest_lock_end(&self.pool, &keys).await? - now;
+            return Ok(Decision::Locked { retry_after: u64::try_from(longest).unwrap_or(1).max(1) });
         }
         Ok(Decision::Allow(attempt))
     }
 
     /// Settles a failed attempt: every bucket it brought to or past its threshold locks.
-    pub async fn record_failure(&self, mut attempt: Attempt) -> anyhow::Result<()> {
-        let now = unix_now_i64();
+    pub async fn record_failure(&self, mut attempt: Attempt, now: i64) -> anyhow::Result<()> {
         let counted = std::mem::take(&mut attempt.counted);
         for counted in counted.iter().filter(|counted| counted.failures >= counted.threshold) {
             let exponent = u32::try_from(counted.failures - counted.threshold).unwrap_or(u32::MAX).min(20);
@@ -218,75 +172,48 @@ impl LoginThrottle {
             // Times are whole seconds: a 1 s lock set late in second `now` would end when the
             // clock next ticks, milliseconds later. One more second makes every lock last at
             // least its length, and Retry-After stays truthful.
-            sqlx::query(
-                "UPDATE login_failures SET locked_until = $1 WHERE bucket = $2 AND locked_until < $1",
-            )
-            .bind(now + lock + 1)
-            .bind(&counted.key)
-            .execute(&self.pool)
-            .await
-            .context("failed to lock login bucket")?;
+            logins::lock(&self.pool, &counted.key, now + lock + 1).await?;
             metrics::counter!("login_lockouts_total").increment(1);
         }
         Ok(())
     }
 
-    /// Settles a successful attempt: clears the account+address count, takes the attempt back
-    /// from the other buckets and trusts the address for this account.
-    pub async fn record_success(&self, mut attempt: Attempt) -> anyhow::Result<()> {
-        let Some(address) = attempt.address else {
-            return self.release(attempt).await;
-        };
+    /// Settles a successful attempt on `connection` (the login's transaction): clears the
+    /// account+address count, takes the attempt back from the other buckets and trusts the
+    /// address for this account.
+    pub async fn record_success(
+        &self,
+        connection: &mut AnyConnection,
+        mut attempt: Attempt,
+        now: i64,
+    ) -> anyhow::Result<()> {
         let counted = std::mem::take(&mut attempt.counted);
+        let take_back: Vec<TakeBack> = counted.iter().map(Counted::take_back).collect();
+        let Some(address) = attempt.address else {
+            logins::take_back(connection, &take_back, None).await?;
+            return Ok(());
+        };
         let pair = Self::pair_key(&attempt.username, address);
-        sqlx::query("DELETE FROM login_failures WHERE bucket = $1")
-            .bind(&pair)
-            .execute(&self.pool)
-            .await
-            .context("failed to clear login failures")?;
-        for counted in counted.iter().filter(|counted| counted.key != pair) {
-            self.uncount(counted).await?;
-        }
+        logins::take_back(connection, &take_back, Some(&pair)).await?;
         // Trust lasts 30 days from the latest login; its end is moved at most once a day.
-        let now = unix_now_i64();
         if attempt.trusted_until.is_some_and(|until| until > now + TRUST_SECS - TRUST_REFRESH_SECS) {
             return Ok(());
         }
-        sqlx::query(
-            "INSERT INTO login_failures (bucket, failures, first_failed, locked_until) VALUES ($1, 0, $2, $3) \
-             ON CONFLICT (bucket) DO UPDATE SET locked_until = $3",
-        )
-        .bind(Self::trust_key(&attempt.username, address))
-        .bind(now)
-        .bind(now + TRUST_SECS)
-        .execute(&self.pool)
-        .await
-        .context("failed to trust address")?;
+        logins::trust(connection, &attempt.username, &address.to_string(), now + TRUST_SECS).await?;
         Ok(())
     }
 
     /// Settles an attempt that reached no verdict (an error while checking it): it no longer
     /// counts, and any provisional lock it set is lifted.
     pub async fn release(&self, mut attempt: Attempt) -> anyhow::Result<()> {
-        for counted in std::mem::take(&mut attempt.counted) {
-            self.uncount(&counted).await?;
-        }
-        Ok(())
+        let counted = std::mem::take(&mut attempt.counted);
+        self.take_back(&counted).await
     }
 
-    async fn uncount(&self, counted: &Counted) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE login_failures SET \
-               failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END, \
-               locked_until = CASE WHEN locked_until = $2 THEN 0 ELSE locked_until END \
-             WHERE bucket = $1",
-        )
-        .bind(&counted.key)
-        // -1 never matches a stored lock: nothing to lift when this attempt set none.
-        .bind(counted.provisional_until.unwrap_or(-1))
-        .execute(&self.pool)
-        .await
-        .context("failed to take back a login attempt")?;
+    async fn take_back(&self, counted: &[Counted]) -> anyhow::Result<()> {
+        let take_back: Vec<TakeBack> = counted.iter().map(Counted::take_back).collect();
+        let mut connection = self.pool.acquire().await?;
+        logins::take_back(&mut connection, &take_back, None).await?;
         Ok(())
     }
 }
@@ -303,10 +230,8 @@ impl Drop for Attempt {
         };
         let throttle = self.throttle.clone();
         runtime.spawn(async move {
-            for counted in &counted {
-                if let Err(error) = throttle.uncount(counted).await {
-                    tracing::warn!(error = %error, "failed to release an abandoned login attempt");
-                }
+            if let Err(error) = throttle.take_back(&counted).await {
+                tracing::warn!(error = %error, "failed to release an abandoned login attempt");
             }
         });
     }

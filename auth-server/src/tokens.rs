@@ -1,10 +1,15 @@
-//! Access-token issuing: RFC 9068 JWTs signed with the key ring's current key.
+//! Tokens: RFC 9068 JWT access tokens signed with the key ring's current key, and the opaque
+//! random values (refresh tokens, client secrets) stored only as their SHA-256.
 
 use anyhow::Context as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::SecretString;
 use service_kit::Seconds;
+use sha2::{Digest as _, Sha256};
 use shared_auth::claims::{ACCESS_TOKEN_TYPE, AccessClaims};
 use shared_auth::jws;
-use shared_auth::time::unix_now_i64;
+use shared_auth::time::Clock;
 
 use crate::keyring::KeyRing;
 
@@ -42,12 +47,13 @@ pub struct TokenIssuer {
     keyring: KeyRing,
     issuer: String,
     ttl: Seconds,
+    clock: Clock,
 }
 
 impl TokenIssuer {
-    /// An issuer for `issuer` with the given lifetime.
-    pub fn new(keyring: KeyRing, issuer: String, ttl: Seconds) -> Self {
-        Self { keyring, issuer, ttl }
+    /// An issuer for `issuer` with the given lifetime, dating tokens by `clock`.
+    pub fn new(keyring: KeyRing, issuer: String, ttl: Seconds, clock: Clock) -> Self {
+        Self { keyring, issuer, ttl, clock }
     }
 
     /// The `iss` value.
@@ -62,9 +68,9 @@ impl TokenIssuer {
 
     /// Signs a token. Signing uses the in-memory parsed key: no key parsing per token.
     pub fn issue(&self, request: TokenRequest) -> anyhow::Result<IssuedToken> {
-        let now = unix_now_i64();
-        // `now` is a clock reading and the lifetime at most ten years: no overflow.
-        let exp = now + self.ttl.as_i64();
+        let now = self.clock.now();
+        // The lifetime is at most ten years: no overflow for any clock reading before year 292e9.
+        let exp = now.saturating_add(self.ttl.as_i64());
         let jti = uuid::Uuid::new_v4().simple().to_string();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -85,4 +91,30 @@ impl TokenIssuer {
             .context("failed to sign access token")?;
         Ok(IssuedToken { token, expires_in: self.ttl.as_u64() })
     }
+}
+
+/// An opaque token in plain form (given to the client once) and its storage hash.
+#[derive(Debug)]
+pub struct OpaqueToken {
+    /// The value the client holds.
+    pub plain: SecretString,
+    /// What the database stores: [`hash_token`] of `plain`.
+    pub hash: String,
+}
+
+impl OpaqueToken {
+    /// 256 random bits, base64url. Stored only as SHA-256: a fast hash is right for a random
+    /// 256-bit value (nothing to brute-force), unlike for a password.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        let plain = URL_SAFE_NO_PAD.encode(bytes);
+        let hash = hash_token(&plain);
+        Self { plain: SecretString::from(plain), hash }
+    }
+}
+
+/// SHA-256 hex of an opaque token.
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
 }

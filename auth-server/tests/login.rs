@@ -35,7 +35,7 @@ testkit::on_both_backends! {
         let refresh = body["refresh_token"].as_str().unwrap();
         let stored: String = sqlx::query_scalar("SELECT token_hash FROM refresh_tokens").fetch_one(&app.state.pool).await.unwrap();
         assert_ne!(stored, refresh);
-        assert_eq!(stored, auth_server::store::hash_token(refresh));
+        assert_eq!(stored, auth_server::tokens::hash_token(refresh));
     }
 
     async fn unknown_user_and_wrong_password_get_byte_identical_responses(database) {
@@ -141,7 +141,9 @@ async fn a_login_with_weaker_stored_parameters_rehashes_the_password() {
     .unwrap();
     let hash = weak.hash(&secrecy::SecretString::from("legacy-password".to_owned())).await.unwrap();
     let username = auth_server::domain::Username::try_from("legacy").unwrap();
-    auth_server::store::create_user(&app.state.pool, &username, &hash, &[]).await.unwrap();
+    auth_server::store::users::create(&app.state.pool, &username, &hash, &[], app.state.clock.now())
+        .await
+        .unwrap();
 
     assert_eq!(app.login("legacy", "legacy-password").await.status(), 200);
 

@@ -1,17 +1,17 @@
 //! `POST /oauth2/introspect` (RFC 7662), for authenticated clients.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use shared_auth::time::unix_now_i64;
-use sqlx::Row as _;
 use utoipa::ToSchema;
 
-use super::{OAuthBody, OAuthError, OAuthErrorBody, OAuthForm, TokenReference, client_auth};
+use super::request::{OAuthForm, OAuthRequest};
+use super::revoke::TokenReference;
+use super::{OAuthError, OAuthErrorBody};
 use crate::routes::no_store_headers;
 use crate::state::AppState;
-use crate::store::hash_token;
+use crate::store::sessions::{self as store, RefreshTokenState};
+use crate::tokens::hash_token;
 
 /// RFC 7662 §2.2 response; only `active` when the token is not active.
 #[derive(Debug, Default, Serialize, ToSchema)]
@@ -56,7 +56,7 @@ pub(super) struct Introspection {
 /// Tells an authenticated client whether a token is active. Revoked, expired, unknown and
 /// malformed tokens are all just `{"active": false}`.
 #[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth2",
-    request_body(content = TokenReference, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = OAuthForm<TokenReference>, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Token state", body = Introspection),
         (status = 400, description = "invalid_request", body = OAuthErrorBody),
@@ -64,27 +64,23 @@ pub(super) struct Introspection {
         (status = 413, description = "Body too large", body = OAuthErrorBody)))]
 pub(crate) async fn introspect(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    OAuthBody(body): OAuthBody,
+    request: Result<OAuthRequest<TokenReference>, OAuthError>,
 ) -> Response {
-    match introspect_token(&state, &headers, &body).await {
+    match introspect_token(&state, request).await {
         Ok(result) => (no_store_headers(), axum::Json(result)).into_response(),
         Err(error) => error.into_response(),
     }
 }
 
+#[tracing::instrument(skip_all, fields(client_id), err(level = "debug"))]
 async fn introspect_token(
     state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: Result<OAuthRequest<TokenReference>, OAuthError>,
 ) -> Result<Introspection, OAuthError> {
-    let form = OAuthForm::parse(headers, body)?;
-    let presented_basic = headers.contains_key(axum::http::header::AUTHORIZATION);
-    client_auth::authenticate(state, headers, &form)
-        .await?
-        .ok_or(OAuthError::InvalidClient { basic: presented_basic })?;
-    let token = form.require("token")?;
-    let now = unix_now_i64();
+    let request = request?;
+    let caller = request.require_client()?;
+    tracing::Span::current().record("client_id", caller.client_id.as_str());
+    let token = request.params.token();
 
     if let Some(claims) = state.verify_unrevoked(token).await? {
         return Ok(Introspection {
@@ -103,33 +99,22 @@ async fn introspect_token(
         });
     }
 
-    let row = sqlx::query(
-        "SELECT r.scope, r.issued_at, r.idle_expires_at, r.used_at, s.user_id, s.client_id, s.sid, s.revoked_at, \
-         s.expires_at FROM refresh_tokens r JOIN sessions s ON s.sid = r.sid WHERE r.token_hash = $1",
-    )
-    .bind(hash_token(token))
-    .fetch_optional(&state.pool)
-    .await?;
-    let Some(row) = row else {
+    let Some(record) = store::find_refresh_token(&state.pool, &hash_token(token)).await? else {
         return Ok(Introspection::default());
     };
-    let used_at: Option<i64> = row.try_get("used_at")?;
-    let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-    let idle_expires_at: i64 = row.try_get("idle_expires_at")?;
-    let session_expires_at: i64 = row.try_get("expires_at")?;
-    if used_at.is_some() || revoked_at.is_some() || idle_expires_at <= now || session_expires_at <= now {
+    if record.state(state.clock.now()) != RefreshTokenState::Active {
         return Ok(Introspection::default());
     }
     Ok(Introspection {
         active: true,
         token_type: Some("refresh_token".into()),
-        scope: Some(row.try_get("scope")?),
-        client_id: Some(row.try_get("client_id")?),
-        sub: Some(row.try_get("user_id")?),
+        exp: Some(record.expires_at()),
+        iat: Some(record.issued_at),
+        scope: Some(record.scope),
+        client_id: Some(record.client_id),
+        sub: Some(record.user_id),
         iss: Some(state.tokens.issuer().to_owned()),
-        exp: Some(idle_expires_at.min(session_expires_at)),
-        iat: Some(row.try_get("issued_at")?),
-        sid: Some(row.try_get("sid")?),
+        sid: Some(record.sid),
         ..Introspection::default()
     })
 }

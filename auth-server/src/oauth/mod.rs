@@ -3,17 +3,23 @@
 //! These speak OAuth's own wire format, not problem documents: form-encoded requests, and
 //! errors as RFC 6749 §5.2 JSON `{"error": ..., "error_description": ...}`, so standard OAuth
 //! client libraries work unmodified.
+//!
+//! - [`request::OAuthRequest`] is the one extractor: it reads the form into the endpoint's
+//!   parameter type and authenticates the client that presented credentials.
+//! - [`grants::GrantRequest`] is the token endpoint's form, one variant per grant, one module
+//!   per grant under `grants/`. Discovery's `grant_types_supported`, the OpenAPI schema and
+//!   the `unsupported_grant_type` text are all read off it.
 
 mod client_auth;
+pub mod grants;
 mod introspect;
+pub mod request;
 mod revoke;
 mod token;
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,11 +27,44 @@ use utoipa_axum::routes;
 use crate::routes::no_store_headers;
 use crate::state::AppState;
 
+/// The client id of first-party logins through `/v1/auth/login`: a public client, with no
+/// secret, whose refresh tokens need no client authentication.
+pub const FIRST_PARTY_CLIENT: &str = "platform";
+
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(token::token))
         .routes(routes!(revoke::revoke))
         .routes(routes!(introspect::introspect))
+}
+
+/// A successful token response (RFC 6749 §5.1), of the token endpoint and of login.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// The JWT access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Opaque refresh token (absent for client credentials).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Granted scope.
+    pub scope: String,
+}
+
+impl TokenResponse {
+    /// A bearer token response for an issued access token.
+    pub fn bearer(issued: crate::tokens::IssuedToken, scope: String, refresh_token: Option<String>) -> Self {
+        Self {
+            access_token: issued.token,
+            token_type: "Bearer".into(),
+            expires_in: issued.expires_in,
+            refresh_token,
+            scope,
+        }
+    }
 }
 
 /// An RFC 6749 §5.2 error.
@@ -92,7 +131,7 @@ impl IntoResponse for OAuthError {
             Self::UnsupportedGrantType => (
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                Some("supported: refresh_token, client_credentials".into()),
+                Some(format!("supported: {}", grants::supported().join(", "))),
             ),
             Self::InvalidScope(detail) => (StatusCode::BAD_REQUEST, "invalid_scope", Some(detail.clone())),
             Self::UnauthorizedClient => (StatusCode::BAD_REQUEST, "unauthorized_client", None),
@@ -101,7 +140,7 @@ impl IntoResponse for OAuthError {
             }
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", None),
             Self::Internal(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "token endpoint failure");
+                tracing::error!(error = format!("{cause:#}"), "OAuth endpoint failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, "server_error", None)
             }
         };
@@ -120,92 +159,6 @@ impl IntoResponse for OAuthError {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
         }
         response
-    }
-}
-
-/// The raw body of an OAuth request. Unlike `Bytes`, whose rejections are plain text, a body
-/// that cannot be read (over the size limit) is answered in the OAuth error format.
-pub(crate) struct OAuthBody(pub(crate) Bytes);
-
-impl<S: Send + Sync> FromRequest<S> for OAuthBody {
-    type Rejection = OAuthError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Bytes::from_request(request, state).await {
-            Ok(body) => Ok(Self(body)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(OAuthError::BodyTooLarge)
-            }
-            Err(rejection) => Err(OAuthError::InvalidRequest(rejection.body_text())),
-        }
-    }
-}
-
-/// The form of an introspection (RFC 7662 §2.1) or revocation (RFC 7009 §2.1) request, for the
-/// OpenAPI document only: the body itself is read by [`OAuthForm`].
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct TokenReference {
-    /// The access or refresh token.
-    token: String,
-    /// `access_token` or `refresh_token`; a hint only.
-    token_type_hint: Option<String>,
-    /// Client authentication in the form (`client_secret_post`) instead of HTTP Basic.
-    client_id: Option<String>,
-    /// Client authentication in the form (`client_secret_post`) instead of HTTP Basic.
-    client_secret: Option<String>,
-}
-
-/// A form body as name/value pairs, with RFC 6749 §3.2's rule that no parameter repeats.
-pub(crate) struct OAuthForm(std::collections::HashMap<String, String>);
-
-/// Every parameter an OAuth endpoint here reads. Others are ignored, repeated or not: "the
-/// authorization server MUST ignore unrecognized request parameters" (RFC 6749 §3.1).
-const PARAMETERS: &[&str] = &[
-    "grant_type",
-    "refresh_token",
-    "scope",
-    "audience",
-    "client_id",
-    "client_secret",
-    "token",
-    "token_type_hint",
-];
-
-impl OAuthForm {
-    /// Parses an `application/x-www-form-urlencoded` body.
-    pub(crate) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
-        let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
-        let is_form = content_type.is_some_and(|value| {
-            value
-                .split(';')
-                .next()
-                .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-        });
-        if !is_form {
-            return Err(OAuthError::InvalidRequest(
-                "content type must be application/x-www-form-urlencoded".into(),
-            ));
-        }
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-            .map_err(|_| OAuthError::InvalidRequest("malformed form body".into()))?;
-        let mut map = std::collections::HashMap::with_capacity(pairs.len());
-        for (name, value) in pairs.into_iter().filter(|(name, _)| PARAMETERS.contains(&name.as_str())) {
-            if map.insert(name.clone(), value).is_some() {
-                return Err(OAuthError::InvalidRequest(format!("parameter {name} repeated")));
-            }
-        }
-        Ok(Self(map))
-    }
-
-    /// An optional parameter; an empty value counts as absent (RFC 6749 §3.1).
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|value| !value.is_empty())
-    }
-
-    /// A required parameter.
-    pub(crate) fn require(&self, name: &str) -> Result<&str, OAuthError> {
-        self.get(name).ok_or_else(|| OAuthError::InvalidRequest(format!("missing {name}")))
     }
 }
 

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use crate::domain::{Password, Username};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::{self, CreateUserError};
+use crate::store::{CreateUserError, users};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(register))
@@ -49,6 +49,7 @@ pub struct UserCreated {
         (status = 422, description = "Invalid username or password", body = Problem),
         (status = 503, description = "Password hashing saturated", body = Problem),
     ))]
+#[tracing::instrument(skip_all, fields(user_id))]
 async fn register(
     State(state): State<AppState>,
     AppJson(request): AppJson<RegisterRequest>,
@@ -58,14 +59,18 @@ async fn register(
     // One registration of a name at a time (see `RegistrationLocks`), then a cheap rejection of
     // a taken name before the expensive hash; the unique index still decides a race.
     let _registering = state.registrations.lock(username.as_str()).await;
-    if store::find_user(&state.pool, &username).await?.is_some() {
+    if users::find_by_username(&state.pool, &username).await?.is_some() {
         return Err(ApiError::UsernameTaken);
     }
     let hash = state.hasher.hash(password.secret()).await?;
-    let user = store::create_user(&state.pool, &username, &hash, &[]).await.map_err(|error| match error {
-        CreateUserError::Taken => ApiError::UsernameTaken,
-        CreateUserError::Database(error) => error.into(),
-    })?;
+    let user =
+        users::create(&state.pool, &username, &hash, &[], state.clock.now()).await.map_err(|error| {
+            match error {
+                CreateUserError::Taken => ApiError::UsernameTaken,
+                CreateUserError::Database(error) => error.into(),
+            }
+        })?;
+    tracing::Span::current().record("user_id", user.id.as_str());
     tracing::info!(user_id = %user.id, "user registered");
     Ok((StatusCode::CREATED, AppJson(UserCreated { id: user.id, username: user.username })))
 }

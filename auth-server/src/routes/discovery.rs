@@ -63,7 +63,10 @@ impl ServerMetadata {
             revocation_endpoint: url("/oauth2/revoke"),
             introspection_endpoint: url("/oauth2/introspect"),
             revocation_list_uri: url("/v1/revocations"),
-            grant_types_supported: vec!["refresh_token".into(), "client_credentials".into()],
+            grant_types_supported: crate::oauth::grants::supported()
+                .iter()
+                .map(|&name| name.to_owned())
+                .collect(),
             response_types_supported: vec![],
             token_endpoint_auth_methods_supported: client_auth.clone(),
             revocation_endpoint_auth_methods_supported: client_auth.clone(),

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use service_kit::problem::{AppJson, Problem};
 use shared_auth::{AuthError, Authenticated, VerifyError};
 use utoipa::ToSchema;
@@ -13,15 +13,15 @@ use utoipa_axum::routes;
 
 use crate::domain::{Password, Username};
 use crate::error::ApiError;
+use crate::oauth::{FIRST_PARTY_CLIENT, TokenResponse};
 use crate::routes::no_store_headers;
 use crate::sessions;
 use crate::state::{AppState, ClientAddress};
-use crate::store::{self, NewSession, User};
+use crate::store::logins::{self, LoginLookup};
+use crate::store::sessions::NewSession;
+use crate::store::{User, users};
 use crate::throttle::Decision;
-use crate::tokens::TokenRequest;
-
-/// The client id of first-party logins through `/v1/auth/login`.
-pub const FIRST_PARTY_CLIENT: &str = "platform";
+use crate::tokens::{OpaqueToken, TokenRequest};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout))
@@ -36,22 +36,6 @@ pub struct LoginRequest {
     /// Password, exactly as registered.
     #[schema(example = "correct horse battery staple")]
     pub password: String,
-}
-
-/// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TokenResponse {
-    /// The JWT access token.
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: String,
-    /// Seconds until the access token expires.
-    pub expires_in: u64,
-    /// Opaque refresh token (absent for client credentials).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-    /// Granted scope.
-    pub scope: String,
 }
 
 /// Checks a username and password; returns an access token and a refresh token.
@@ -70,24 +54,30 @@ pub struct TokenResponse {
         (status = 429, description = "Too many failed attempts", body = Problem),
         (status = 503, description = "Password hashing saturated", body = Problem),
     ))]
+#[tracing::instrument(skip_all, fields(user_id))]
 async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
     AppJson(request): AppJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    let now = state.clock.now();
     // Throttle by the name as typed (folded), whether or not such a user exists, and decide
     // before looking at the password: a locked attempt learns nothing.
+    let throttle_name: String = request.username.to_ascii_lowercase().chars().take(64).collect();
+    let username = Username::try_from(request.username.as_str()).ok();
+    let address_text = address.map(|address| address.to_string());
+    let LoginLookup { user, trusted_until } =
+        logins::lookup(&state.pool, &throttle_name, address_text.as_deref(), username.as_ref()).await?;
     // The attempt is counted before the password is checked, so parallel guesses cannot all get
     // past the check while the first ones are still hashing.
-    let throttle_name: String = request.username.to_ascii_lowercase().chars().take(64).collect();
-    let attempt = match state.throttle.begin(&throttle_name, address).await? {
+    let attempt = match state.throttle.begin(&throttle_name, address, trusted_until, now).await? {
         Decision::Allow(attempt) => attempt,
         Decision::Locked { retry_after } => {
             metrics::counter!("logins_total", "outcome" => "throttled").increment(1);
             return Err(ApiError::TooManyAttempts { retry_after });
         }
     };
-    let user = match authenticate(&state, &request).await {
+    let user = match check_password(&state, &request, user).await {
         Ok(user) => user,
         Err(error) => {
             // No verdict (hashing saturated, database down): the attempt does not count.
@@ -98,24 +88,30 @@ async fn login(
         }
     };
     let Some(user) = user else {
-        state.throttle.record_failure(attempt).await?;
+        state.throttle.record_failure(attempt, now).await?;
         metrics::counter!("logins_total", "outcome" => "failure").increment(1);
         return Err(ApiError::InvalidCredentials);
     };
-    state.throttle.record_success(attempt).await?;
+    tracing::Span::current().record("user_id", user.id.as_str());
+
+    // The attempt's settlement and the new session commit together.
     let config = &state.config;
     let scope = config.user_scope.clone();
-    let (sid, refresh_token) = store::create_session(
-        &state.pool,
-        NewSession {
-            user_id: &user.id,
-            client_id: FIRST_PARTY_CLIENT,
-            scope: &scope,
-            absolute_ttl: config.refresh_token_ttl_secs.as_i64(),
-            idle_ttl: config.refresh_idle_ttl_secs.as_i64(),
-        },
-    )
-    .await?;
+    let refresh_token = OpaqueToken::generate();
+    let mut transaction = state.pool.begin().await?;
+    state.throttle.record_success(&mut transaction, attempt, now).await?;
+    let session = NewSession {
+        user_id: &user.id,
+        client_id: FIRST_PARTY_CLIENT,
+        scope: &scope,
+        // Both lifetimes are at most ten years: no overflow.
+        expires_at: now + config.refresh_token_ttl_secs.as_i64(),
+        refresh_token_hash: &refresh_token.hash,
+        idle_expires_at: now + config.refresh_idle_ttl_secs.as_i64(),
+    };
+    let sid = crate::store::sessions::create(&mut transaction, session, now).await?;
+    transaction.commit().await?;
+
     let issued = state.tokens.issue(TokenRequest {
         subject: user.id.clone(),
         client_id: FIRST_PARTY_CLIENT.into(),
@@ -127,25 +123,19 @@ async fn login(
     })?;
     metrics::counter!("logins_total", "outcome" => "success").increment(1);
     tracing::info!(user_id = %user.id, "login succeeded");
-    let body = TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer".into(),
-        expires_in: issued.expires_in,
-        refresh_token: Some(refresh_token.expose_secret().to_owned()),
-        scope,
-    };
+    let body = TokenResponse::bearer(issued, scope, Some(refresh_token.plain.expose_secret().to_owned()));
     Ok((no_store_headers(), AppJson(body)).into_response())
 }
 
 /// The user whose password matches, or `None` after the same Argon2 work for every failure
 /// (unknown user, wrong password, malformed input, disabled account).
-async fn authenticate(state: &AppState, request: &LoginRequest) -> Result<Option<User>, ApiError> {
+async fn check_password(
+    state: &AppState,
+    request: &LoginRequest,
+    user: Option<User>,
+) -> Result<Option<User>, ApiError> {
     let Ok(password) = Password::try_from(request.password.clone()) else {
         return Ok(None);
-    };
-    let user = match Username::try_from(request.username.as_str()) {
-        Ok(username) => store::find_user(&state.pool, &username).await?,
-        Err(_) => None,
     };
     let Some(user) = user else {
         state.hasher.verify_dummy(password.secret()).await?;
@@ -157,7 +147,7 @@ async fn authenticate(state: &AppState, request: &LoginRequest) -> Result<Option
     }
     if verification.needs_rehash {
         let upgraded = state.hasher.hash(password.secret()).await?;
-        store::update_password_hash(&state.pool, &user.id, &upgraded).await?;
+        users::update_password_hash(&state.pool, &user.id, &upgraded).await?;
         tracing::info!(user_id = %user.id, "password re-hashed with current parameters");
     }
     Ok(Some(user))
@@ -173,6 +163,7 @@ async fn authenticate(state: &AppState, request: &LoginRequest) -> Result<Option
         (status = 401, description = "Missing or invalid token", body = Problem),
         (status = 403, description = "Not a user token", body = Problem),
     ))]
+#[tracing::instrument(skip_all, fields(user_id = %auth.sub))]
 async fn logout(State(state): State<AppState>, auth: Authenticated) -> Result<StatusCode, ApiError> {
     auth.require_user()?;
     // The extractor checked signature and lifetime; a token already logged out (or revoked)

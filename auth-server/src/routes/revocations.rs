@@ -9,13 +9,12 @@ use service_kit::problem::Problem;
 use sha2::{Digest as _, Sha256};
 use shared_auth::jws;
 use shared_auth::revocation::{REVOCATION_LIST_TYPE, RevocationList, RevokedEntry, SubjectCutoff};
-use shared_auth::time::unix_now_i64;
-use sqlx::Row as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::revocations::{self, Revocation, RevocationKind};
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(revocations))
@@ -32,31 +31,14 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         (status = 304, description = "Unchanged since the ETag sent"),
         (status = 500, description = "Database unavailable, or an entry of an unknown kind", body = Problem)))]
 async fn revocations(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let now = unix_now_i64();
-    // Read only: expired entries cover no live token and are left out here; deleting them is
-    // `sessions::prune_expired_revocations`'s job, in the background, not every poll's.
-    let rows = sqlx::query(
-        "SELECT kind, id, not_before, expires_at FROM revocations WHERE expires_at > $1 ORDER BY kind, id",
-    )
-    .bind(now)
-    .fetch_all(&state.pool)
-    .await?;
+    let now = state.clock.now();
     let mut list = RevocationList { iss: state.tokens.issuer().to_owned(), iat: now, ..Default::default() };
-    for row in &rows {
-        let kind: String = row.try_get("kind")?;
-        let id: String = row.try_get("id")?;
-        let exp: i64 = row.try_get("expires_at")?;
-        match kind.as_str() {
-            "session" => list.sessions.push(RevokedEntry { id, exp }),
-            "token" => list.tokens.push(RevokedEntry { id, exp }),
-            "subject" => {
-                list.subjects.push(SubjectCutoff { id, not_before: row.try_get("not_before")?, exp })
-            }
-            // Only this server writes the table, with the three kinds above: another kind is
-            // corrupt data, and skipping it would silently un-revoke whatever it covers.
-            unknown => {
-                return Err(anyhow::anyhow!("unknown revocation kind {unknown:?} in the database").into());
-            }
+    for revocation in revocations::live(&state.pool, now).await.context("failed to read revocations")? {
+        let Revocation { kind, id, not_before, expires_at: exp } = revocation;
+        match kind {
+            RevocationKind::Session => list.sessions.push(RevokedEntry { id, exp }),
+            RevocationKind::Token => list.tokens.push(RevokedEntry { id, exp }),
+            RevocationKind::Subject => list.subjects.push(SubjectCutoff { id, not_before, exp }),
         }
     }
     let entries =

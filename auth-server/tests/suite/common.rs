@@ -6,6 +6,7 @@ use auth_server::state::AppState;
 use clap::Parser as _;
 use secrecy::SecretString;
 use serde_json::Value;
+use shared_auth::time::{Clock, ManualClock};
 use testkit::TestDatabase;
 
 /// A running auth server.
@@ -18,6 +19,8 @@ pub(crate) struct TestApp {
     pub state: AppState,
     /// Keeps the database (and data dir) alive.
     pub database: TestDatabase,
+    /// The server's clock, when the test controls it ([`TestApp::start_with_clock`]).
+    pub clock: Option<ManualClock>,
 }
 
 /// The configuration a test server starts from: defaults, the test database, `issuer` set.
@@ -37,6 +40,25 @@ impl TestApp {
 
     /// Starts with settings adjusted by `adjust`.
     pub(crate) async fn start_with(database: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(database, adjust, None).await
+    }
+
+    /// Starts with a clock that stands still until [`TestApp::advance`] moves it: expiry,
+    /// throttle and rotation tests move time instead of sleeping through it.
+    pub(crate) async fn start_with_clock(database: TestDatabase, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(database, adjust, Some(ManualClock::starting_now())).await
+    }
+
+    /// Moves the server's clock forward.
+    pub(crate) fn advance(&self, by: std::time::Duration) {
+        self.clock.as_ref().expect("started with start_with_clock").advance(by);
+    }
+
+    async fn start_on(
+        database: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+        clock: Option<ManualClock>,
+    ) -> Self {
         if std::env::var("TEST_LOG").is_ok() {
             service_kit::init_telemetry();
         }
@@ -44,13 +66,14 @@ impl TestApp {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let mut config = test_config(&database, &url);
         adjust(&mut config);
-        let state = auth_server::build_state(config).await.unwrap();
+        let server_clock = clock.as_ref().map_or_else(Clock::system, ManualClock::clock);
+        let state = auth_server::build_state_with_clock(config, server_clock).await.unwrap();
         let router = auth_server::router(state.clone());
         tokio::spawn(async move {
             let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
             axum::serve(listener, service).await.unwrap()
         });
-        Self { url, client: reqwest::Client::new(), state, database }
+        Self { url, client: reqwest::Client::new(), state, database, clock }
     }
 
     /// POST JSON.

@@ -1,6 +1,7 @@
 //! Signing keys: storage, encryption at rest, rotation with pre-publication, discovery.
 use crate::common;
 
+use auth_server::store::keys::KeyState;
 use common::{TestApp, decode_part};
 use serde_json::Value;
 
@@ -22,25 +23,21 @@ testkit::on_both_backends! {
         let after = app.login("kate", "kate-password").await.json::<Value>().await.unwrap();
         assert_eq!(kid(after["access_token"].as_str().unwrap()), old_kid, "signed with the pending key too early");
 
-        let states: Vec<(String, String)> = app.state.tokens.keyring().list().await.unwrap().into_iter().map(|key| (key.kid, key.state)).collect();
-        assert!(states.contains(&(rotated.kid.clone(), "pending".into())), "{states:?}");
-        assert!(states.contains(&(old_kid.clone(), "active".into())), "{states:?}");
+        let states: Vec<(String, KeyState)> = app.state.tokens.keyring().list().await.unwrap().into_iter().map(|key| (key.kid, key.state)).collect();
+        assert!(states.contains(&(rotated.kid.clone(), KeyState::Pending)), "{states:?}");
+        assert!(states.contains(&(old_kid.clone(), KeyState::Active)), "{states:?}");
     }
 
     async fn a_token_signed_before_a_rotation_still_verifies_after_it(database) {
-        let app = TestApp::start_with(database, |config| config.key_prepublish_secs = service_kit::Seconds::new(0)).await;
+        let app = TestApp::start_with_clock(database, |config| config.key_prepublish_secs = service_kit::Seconds::new(0)).await;
         let before = app.registered_login("liam", "liam-password").await;
         let old_token = before["access_token"].as_str().unwrap().to_owned();
 
         let rotated = app.state.tokens.keyring().rotate().await.unwrap();
-        // Activation is at least one second after the previous key's; wait for it.
-        for _ in 0..40 {
-            app.state.tokens.keyring().reload().await.unwrap();
-            if app.state.tokens.keyring().signing_key().unwrap().kid == rotated.kid {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        // Activation is one second after the previous key's, even without pre-publication.
+        assert_eq!(app.state.tokens.keyring().signing_key().unwrap().kid, kid(&old_token), "not active yet");
+        app.advance(std::time::Duration::from_secs(1));
+        app.state.tokens.keyring().reload().await.unwrap();
         let after = app.login("liam", "liam-password").await.json::<Value>().await.unwrap();
         assert_eq!(kid(after["access_token"].as_str().unwrap()), rotated.kid, "new key signs once active");
 
@@ -51,7 +48,7 @@ testkit::on_both_backends! {
         validation.set_audience(&["users-service"]);
         assert!(jsonwebtoken::decode::<Value>(&old_token, &jsonwebtoken::DecodingKey::from_jwk(old_key).unwrap(), &validation).is_ok());
         let retired = app.state.tokens.keyring().list().await.unwrap().into_iter().find(|key| key.kid == kid(&old_token)).unwrap();
-        assert_eq!(retired.state, "retired");
+        assert_eq!(retired.state, KeyState::Retired);
         assert!(retired.unpublish_at.unwrap() >= rotated.activates_at + 900);
     }
 

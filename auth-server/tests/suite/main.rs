@@ -13,4 +13,5 @@ mod keys;
 mod oauth_token;
 mod operations;
 mod sessions;
+mod store;
 mod throttle;

@@ -9,9 +9,6 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "/oauth2/token";
 
-/// Seconds-granular lifetimes need a little over their length to have certainly passed.
-const PAST_TWO_SECONDS: Duration = Duration::from_millis(2_200);
-
 async fn refresh_tokens_of_session(app: &TestApp, sid: &str) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM refresh_tokens WHERE sid = $1")
         .bind(sid)
@@ -39,7 +36,7 @@ testkit::on_both_backends! {
         assert_eq!(status, 400);
         assert_eq!(error["error"], "invalid_grant");
         let used: Option<i64> = sqlx::query_scalar("SELECT used_at FROM refresh_tokens WHERE token_hash = $1")
-            .bind(auth_server::store::hash_token(first))
+            .bind(auth_server::tokens::hash_token(first))
             .fetch_one(&app.state.pool)
             .await
             .unwrap();
@@ -87,11 +84,12 @@ testkit::on_both_backends! {
     }
 
     async fn a_refresh_token_dies_at_the_absolute_session_lifetime_even_when_kept_in_use(database) {
-        let app = TestApp::start_with(database, |config| config.refresh_token_ttl_secs = service_kit::Seconds::new(2)).await;
+        let app = TestApp::start_with_clock(database, |config| config.refresh_token_ttl_secs = service_kit::Seconds::new(2)).await;
         let login = app.registered_login("uma", "uma-password").await;
+        app.advance(Duration::from_secs(1));
         let rotated = app.refreshed(login["refresh_token"].as_str().unwrap()).await;
 
-        tokio::time::sleep(PAST_TWO_SECONDS).await;
+        app.advance(Duration::from_secs(1));
         let (status, error) = status_and_json(app.refresh(rotated["refresh_token"].as_str().unwrap()).await).await;
 
         assert_eq!(status, 400);
@@ -99,10 +97,10 @@ testkit::on_both_backends! {
     }
 
     async fn a_refresh_token_left_unused_for_the_idle_lifetime_dies(database) {
-        let app = TestApp::start_with(database, |config| config.refresh_idle_ttl_secs = service_kit::Seconds::new(1)).await;
+        let app = TestApp::start_with_clock(database, |config| config.refresh_idle_ttl_secs = service_kit::Seconds::new(1)).await;
         let login = app.registered_login("vera", "vera-password").await;
 
-        tokio::time::sleep(PAST_TWO_SECONDS).await;
+        app.advance(Duration::from_secs(1));
         let (status, error) = status_and_json(app.refresh(login["refresh_token"].as_str().unwrap()).await).await;
 
         assert_eq!(status, 400);

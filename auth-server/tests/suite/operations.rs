@@ -133,3 +133,49 @@ fn routes_are_only_registered_through_documented_handlers() {
     }
     assert!(offenders.is_empty(), "undocumented routes: {offenders:?}");
 }
+
+/// The token endpoint's documented form is the one the server parses: one branch per grant that
+/// discovery advertises, each with that grant's own parameters, plus the form's client
+/// credentials.
+#[tokio::test]
+async fn the_token_form_documents_every_advertised_grant_with_its_own_parameters() {
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    let spec: Value = app.get("/openapi.json").await.json().await.unwrap();
+    let metadata: Value = app.get("/.well-known/oauth-authorization-server").await.json().await.unwrap();
+    let schemas = &spec["components"]["schemas"];
+    let resolve = |schema: &Value| -> Value {
+        match schema["$ref"].as_str() {
+            Some(reference) => schemas[reference.rsplit('/').next().unwrap()].clone(),
+            None => schema.clone(),
+        }
+    };
+    let form = resolve(
+        &spec["paths"]["/oauth2/token"]["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+            ["schema"],
+    );
+    let parts = form["allOf"].as_array().expect("grant parameters and client credentials");
+    let credentials = resolve(&parts[1]);
+    assert!(credentials["properties"].get("client_secret").is_some(), "{credentials}");
+
+    // Each branch: the grant's parameter schema and its `grant_type` value.
+    let mut documented = std::collections::BTreeMap::new();
+    for branch in parts[0]["oneOf"].as_array().unwrap() {
+        let [params, tag] = branch["allOf"].as_array().unwrap().as_slice() else { panic!("{branch}") };
+        let grant_type = tag["properties"]["grant_type"]["enum"][0].as_str().unwrap().to_owned();
+        let properties: Vec<String> =
+            resolve(params)["properties"].as_object().unwrap().keys().cloned().collect();
+        documented.insert(grant_type, properties);
+    }
+    let advertised: Vec<&str> = metadata["grant_types_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|value| value.as_str().unwrap())
+        .collect();
+    assert_eq!(documented.len(), advertised.len(), "{documented:?}");
+    for grant_type in &advertised {
+        assert!(documented.contains_key(*grant_type), "{grant_type} undocumented: {documented:?}");
+    }
+    assert!(documented["refresh_token"].contains(&"refresh_token".to_owned()), "{documented:?}");
+    assert!(documented["client_credentials"].contains(&"audience".to_owned()), "{documented:?}");
+}

@@ -380,14 +380,8 @@ async fn a_logged_out_or_revoked_access_token_is_refused_by_the_auth_server_itse
 async fn reading_the_revocation_list_deletes_nothing_and_leaves_out_expired_entries() {
     let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
     let now = shared_auth::time::unix_now_i64();
-    let mut connection = app.state.pool.acquire().await.unwrap();
-    auth_server::sessions::upsert_revocation(&mut connection, "token", "long-gone", now - 600, now - 300)
-        .await
-        .unwrap();
-    auth_server::sessions::upsert_revocation(&mut connection, "token", "still-live", now, now + 300)
-        .await
-        .unwrap();
-    drop(connection);
+    insert_revocation(&app, "long-gone", now - 600, now - 300).await;
+    insert_revocation(&app, "still-live", now, now + 300).await;
     let count = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM revocations")
             .fetch_one(&app.state.pool)
@@ -400,7 +394,7 @@ async fn reading_the_revocation_list_deletes_nothing_and_leaves_out_expired_entr
     assert!(lists(&list.tokens, "still-live"), "{:?}", list.tokens);
     assert!(!lists(&list.tokens, "long-gone"), "{:?}", list.tokens);
     assert_eq!(count().await, 2, "a read must not delete");
-    assert_eq!(auth_server::sessions::prune_expired_revocations(&app.state.pool).await.unwrap(), 1);
+    assert_eq!(auth_server::store::revocations::prune(&app.state.pool, now).await.unwrap(), 1);
     assert_eq!(count().await, 1);
 }
 
@@ -410,14 +404,26 @@ async fn reading_the_revocation_list_deletes_nothing_and_leaves_out_expired_entr
 async fn an_unknown_revocation_kind_is_an_error_not_a_silent_skip() {
     let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
     let now = shared_auth::time::unix_now_i64();
-    let mut connection = app.state.pool.acquire().await.unwrap();
-    auth_server::sessions::upsert_revocation(&mut connection, "sesion", "typo", now, now + 300)
-        .await
-        .unwrap();
-    drop(connection);
+    // Only raw SQL can write a kind that `RevocationKind` does not have.
+    sqlx::query(
+        "INSERT INTO revocations (kind, id, not_before, expires_at) VALUES ('sesion', 'typo', $1, $2)",
+    )
+    .bind(now)
+    .bind(now + 300)
+    .execute(&app.state.pool)
+    .await
+    .unwrap();
 
     let response = app.get("/v1/revocations").await;
 
     assert_eq!(response.status(), 500);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
+}
+
+/// Lists an access token's `jti` as revoked from `not_before` until `expires_at`.
+async fn insert_revocation(app: &TestApp, jti: &str, not_before: i64, expires_at: i64) {
+    use auth_server::store::revocations::{self, Revocation, RevocationKind};
+    let revocation = Revocation { kind: RevocationKind::Token, id: jti.to_owned(), not_before, expires_at };
+    let mut connection = app.state.pool.acquire().await.unwrap();
+    revocations::upsert(&mut connection, &revocation).await.unwrap();
 }

@@ -2,7 +2,7 @@
 //! real ones, cannot be used to lock a victim out of their own address, and expire.
 use crate::common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use auth_server::config::Config;
 use auth_server::throttle::Decision;
@@ -38,13 +38,6 @@ fn retry_after(response: &reqwest::Response) -> u64 {
 
 async fn session_count(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&app.state.pool).await.unwrap()
-}
-
-/// Sleeps until the wall clock's millisecond within the second is `millisecond`.
-async fn sleep_until_millisecond(millisecond: u32) {
-    let current = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_millis();
-    let wait = if current < millisecond { millisecond - current } else { 1_000 - current + millisecond };
-    tokio::time::sleep(Duration::from_millis(u64::from(wait))).await;
 }
 
 testkit::on_both_backends! {
@@ -139,7 +132,7 @@ async fn an_attacker_spread_over_many_addresses_cannot_lock_the_victim_out_of_a_
 
 #[tokio::test]
 async fn a_lock_ends_after_its_retry_after_and_the_right_password_works_again() {
-    let app = TestApp::start_with(testkit::TestDatabase::sqlite(), |config| {
+    let app = TestApp::start_with_clock(testkit::TestDatabase::sqlite(), |config| {
         cheap_hashing(config);
         config.login_failure_threshold = 1;
     })
@@ -151,32 +144,39 @@ async fn a_lock_ends_after_its_retry_after_and_the_right_password_works_again() 
     let wait = retry_after(&locked);
     assert!((1..=2).contains(&wait), "{wait}");
 
-    tokio::time::sleep(Duration::from_secs(wait)).await;
+    app.advance(Duration::from_secs(wait - 1));
+    let still_locked = app.login("quinn", "quinn-password").await;
+    app.advance(Duration::from_secs(1));
     let response = app.login("quinn", "quinn-password").await;
 
+    assert_eq!(still_locked.status(), 429, "a second before Retry-After is over");
     assert_eq!(response.status(), 200);
     assert_eq!(session_count(&app).await, 1);
 }
 
 #[tokio::test]
 async fn a_one_second_lock_is_not_cut_short_by_the_next_clock_tick() {
-    let app = TestApp::start_with(testkit::TestDatabase::sqlite(), |config| {
+    let app = TestApp::start_with_clock(testkit::TestDatabase::sqlite(), |config| {
         config.login_failure_threshold = 1;
     })
     .await;
     let address = Some("198.51.100.9".parse().unwrap());
-    // Fail late in one second and look again just after the next one starts: ~150 ms later.
-    sleep_until_millisecond(850).await;
-    let Decision::Allow(attempt) = app.state.throttle.begin("rhea", address).await.unwrap() else {
+    let begin =
+        || async { app.state.throttle.begin("rhea", address, None, app.state.clock.now()).await.unwrap() };
+    // Times are whole seconds: a failure late in second t and a look early in second t + 1 are
+    // one tick apart however few milliseconds passed between them.
+    let Decision::Allow(attempt) = begin().await else {
         panic!("the first attempt is allowed");
     };
-    app.state.throttle.record_failure(attempt).await.unwrap();
+    app.state.throttle.record_failure(attempt, app.state.clock.now()).await.unwrap();
 
-    sleep_until_millisecond(0).await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let decision = app.state.throttle.begin("rhea", address).await.unwrap();
+    app.advance(Duration::from_secs(1));
+    let next_tick = begin().await;
+    app.advance(Duration::from_secs(1));
+    let after_the_lock = begin().await;
 
-    assert!(matches!(decision, Decision::Locked { .. }), "a 1 s lock ended after ~150 ms: {decision:?}");
+    assert!(matches!(next_tick, Decision::Locked { .. }), "a 1 s lock ended at the next tick: {next_tick:?}");
+    assert!(matches!(after_the_lock, Decision::Allow(_)), "{after_the_lock:?}");
 }
 
 testkit::on_both_backends! {
@@ -233,7 +233,9 @@ async fn an_abandoned_attempt_is_taken_back() {
     })
     .await;
     let address = Some("198.51.100.10".parse().unwrap());
-    let Decision::Allow(attempt) = app.state.throttle.begin("sven", address).await.unwrap() else {
+    let Decision::Allow(attempt) =
+        app.state.throttle.begin("sven", address, None, app.state.clock.now()).await.unwrap()
+    else {
         panic!("the first attempt is allowed");
     };
 
@@ -254,5 +256,8 @@ async fn an_abandoned_attempt_is_taken_back() {
     }
 
     assert_eq!(row, (0, 0), "(failures, locked_until) of the abandoned attempt's bucket");
-    assert!(matches!(app.state.throttle.begin("sven", address).await.unwrap(), Decision::Allow(_)));
+    assert!(matches!(
+        app.state.throttle.begin("sven", address, None, app.state.clock.now()).await.unwrap(),
+        Decision::Allow(_)
+    ));
 }
