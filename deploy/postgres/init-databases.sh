@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# PostgreSQL first-start script: one database and one login role per service ("database per
-# service", see DESIGN.md). Mounted into /docker-entrypoint-initdb.d/ of the official postgres
+# PostgreSQL first-start script: one database and one login role per service (database per
+# service: no service can read another's tables). Mounted into /docker-entrypoint-initdb.d/ of the official postgres
 # image (docker-compose.yml) and of the air-gapped jwt-platform/postgres image; both run it once,
 # when the data volume is empty. To re-run it: `docker compose down -v` (drops the data!).
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Deploy test (DESIGN.md "Tests" 5): the real images under docker compose, the user scenario
+# Deploy test: the real images under docker compose, the user scenario
 # against the published ports, then the point of the whole design: stop the auth server and show
 # that both services keep serving, also after a service restart during the outage (key cache on
 # its DATA_DIR volume).
