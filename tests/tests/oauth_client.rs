@@ -8,16 +8,10 @@ use serde_json::Value;
 #[tokio::test]
 async fn a_generic_oauth_client_gets_a_service_token_from_discovery_and_calls_users_service() {
     let stack = Stack::start(StackOptions::default()).await;
-    let created: Value = serde_json::from_str(&stack.auth_cli(&[
-        "clients",
-        "create",
-        "reporting",
-        "--scope",
-        "users:read",
-        "--audience",
-        "users-service",
-    ]))
-    .unwrap();
+    let created = stack
+        .auth_cli(&["clients", "create", "reporting", "--scope", "users:read", "--audience", "users-service"])
+        .await;
+    let created: Value = serde_json::from_str(&created).unwrap();
     let secret = created["client_secret"].as_str().unwrap();
     stack.register("target", "target-password").await;
     let user = stack.login("target", "target-password").await;

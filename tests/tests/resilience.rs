@@ -66,7 +66,7 @@ async fn with_the_auth_server_killed_both_services_serve_a_steady_stream_for_ten
     let token = access(&logged_in(&stack, "bruno").await);
     assert_eq!(stack.order(&token, "before").await.status(), 201);
 
-    stack.kill_auth();
+    stack.kill_auth().await;
     let report =
         steady_stream(&stack.http, &both_services(&stack), &token, 200, 4, Duration::from_secs(10)).await;
     report.print("auth server SIGKILLed, 10 s");
@@ -83,7 +83,7 @@ async fn with_the_auth_server_killed_both_services_serve_a_steady_stream_for_ten
 async fn a_service_restarted_while_the_auth_server_is_down_still_accepts_valid_tokens() {
     let mut stack = Stack::start(StackOptions::default()).await;
     let token = access(&logged_in(&stack, "carla").await);
-    stack.kill_auth();
+    stack.kill_auth().await;
 
     let restarted = Instant::now();
     stack.start_users().await;
@@ -104,7 +104,7 @@ async fn a_service_restarted_while_the_auth_server_is_down_still_accepts_valid_t
 async fn when_the_auth_server_is_back_refresh_and_new_logins_work() {
     let mut stack = Stack::start(StackOptions::default()).await;
     let tokens = logged_in(&stack, "dario").await;
-    stack.kill_auth();
+    stack.kill_auth().await;
     assert_eq!(
         stack.get(&format!("{}/v1/users/me", stack.users_url()), &access(&tokens)).await.status(),
         200
@@ -136,7 +136,7 @@ async fn key_rotation_while_traffic_flows_causes_no_failures_and_old_tokens_stay
         let old = old.clone();
         tokio::spawn(async move { steady_stream(&http, &urls, &old, 200, 2, Duration::from_secs(8)).await })
     };
-    let rotated: Value = serde_json::from_str(&stack.auth_cli(&["keys", "rotate"])).unwrap();
+    let rotated: Value = serde_json::from_str(&stack.auth_cli(&["keys", "rotate"]).await).unwrap();
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
 
     // Keep logging in across the switch; every new token must work at once on both services.
@@ -272,7 +272,7 @@ async fn after_logout_both_services_reject_the_session_within_the_poll_interval_
     );
     assert!(rejected_after.iter().all(|delay| *delay <= Duration::from_millis(2500)));
 
-    stack.kill_auth();
+    stack.kill_auth().await;
     stack.start_users().await; // restart during the outage: the list comes back from disk
     let report =
         steady_stream(&stack.http, &both_services(&stack), &token, 401, 2, Duration::from_secs(2)).await;
