@@ -106,6 +106,9 @@ impl ServiceTokenClient {
     }
 
     /// A valid access token: the cached one, or a fresh one when it is about to expire.
+    // Called for every outbound request, so only at debug; the secret and the token stay out.
+    #[tracing::instrument(level = "debug", name = "service_token", skip_all,
+        fields(client_id = %self.inner.settings.client_id))]
     pub async fn token(&self) -> Result<SecretString, ServiceTokenError> {
         let mut cached = self.inner.cached.lock().await;
         if let Some(current) = cached.as_ref()
@@ -159,6 +162,9 @@ impl ServiceTokenClient {
         Ok(endpoint)
     }
 
+    /// One client-credentials request. Its span carries the client id, never the secret.
+    #[tracing::instrument(name = "fetch_service_token", skip_all,
+        fields(client_id = %self.inner.settings.client_id))]
     async fn fetch(&self) -> Result<CachedToken, ServiceTokenError> {
         let settings = &self.inner.settings;
         let endpoint = self.token_endpoint().await?;

@@ -51,6 +51,7 @@ pub struct Fetched {
 }
 
 /// Fetches `url` with a total timeout (set on `client`) and a body cap.
+#[tracing::instrument(level = "debug", skip_all, fields(url = %url))]
 pub async fn fetch_capped(
     client: &reqwest::Client,
     url: &str,
@@ -127,6 +128,7 @@ const MAX_METADATA_BYTES: usize = 64 * 1024;
 /// Discovery 1.0 (`/.well-known/openid-configuration`, as Google and most OpenID providers do),
 /// that document. Only an HTTP error status moves on to the second location: an unreachable
 /// issuer is unreachable at both.
+#[tracing::instrument(level = "debug", skip_all, fields(issuer = %issuer))]
 pub async fn discover(client: &reqwest::Client, issuer: &str) -> Result<ServerMetadata, FetchError> {
     let base = issuer.trim_end_matches('/');
     let rfc8414 = format!("{base}/.well-known/oauth-authorization-server");

@@ -275,6 +275,7 @@ impl KeyCache {
 
     /// Fetches discovery (once) and the key set; replaces the cached set only with a good one.
     /// Returns the `Cache-Control` max-age the server asked for.
+    #[tracing::instrument(name = "refresh_keys", skip_all, fields(issuer = %self.inner.settings.issuer))]
     pub async fn refresh(&self) -> Result<Option<Duration>, FetchError> {
         let result = self.try_refresh().await;
         let outcome = match &result {

@@ -200,6 +200,8 @@ impl Revocations {
     }
 
     /// Polls the list once, with `If-None-Match`.
+    #[tracing::instrument(name = "poll_revocations", skip_all,
+        fields(issuer = %self.inner.keys.settings().issuer))]
     pub async fn poll(&self) -> Result<(), RevocationError> {
         let url = match self.inner.keys.metadata().and_then(|metadata| metadata.revocation_list_uri) {
             Some(url) => url,
