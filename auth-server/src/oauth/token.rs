@@ -26,6 +26,7 @@ use crate::state::AppState;
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
         (status = 413, description = "Body too large", body = OAuthErrorBody),
         (status = 503, description = "temporarily_unavailable", body = OAuthErrorBody)))]
+#[tracing::instrument(skip_all)]
 pub(crate) async fn token(
     State(state): State<AppState>,
     request: Result<OAuthRequest<GrantRequest>, super::OAuthError>,

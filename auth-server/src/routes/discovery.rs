@@ -88,6 +88,7 @@ fn cacheable(state: &AppState, body: impl Serialize) -> Response {
     responses(
         (status = 200, description = "Metadata; cacheable", body = ServerMetadata),
         (status = 500, description = "Keys not loaded", body = Problem)))]
+#[tracing::instrument(skip_all)]
 async fn oauth_metadata(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(cacheable(&state, ServerMetadata::for_state(&state)?))
 }
@@ -97,6 +98,7 @@ async fn oauth_metadata(State(state): State<AppState>) -> Result<Response, ApiEr
     responses(
         (status = 200, description = "Metadata; cacheable", body = ServerMetadata),
         (status = 500, description = "Keys not loaded", body = Problem)))]
+#[tracing::instrument(skip_all)]
 async fn openid_configuration(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(cacheable(&state, ServerMetadata::for_state(&state)?))
 }
@@ -106,6 +108,7 @@ async fn openid_configuration(State(state): State<AppState>) -> Result<Response,
     responses(
         (status = 200, description = "JSON Web Key Set; cacheable", body = JwkSet),
         (status = 500, description = "Keys not loaded", body = Problem)))]
+#[tracing::instrument(skip_all)]
 async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(cacheable(&state, state.tokens.keyring().jwks()?))
 }

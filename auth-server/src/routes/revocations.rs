@@ -30,6 +30,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
             body = String, content_type = "application/jwt"),
         (status = 304, description = "Unchanged since the ETag sent"),
         (status = 500, description = "Database unavailable, or an entry of an unknown kind", body = Problem)))]
+#[tracing::instrument(skip_all)]
 async fn revocations(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let now = state.clock.now();
     let mut list = RevocationList { iss: state.tokens.issuer().to_owned(), iat: now, ..Default::default() };
