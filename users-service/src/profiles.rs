@@ -76,6 +76,11 @@ fn profile_from_row(row: &sqlx::any::AnyRow) -> Result<Profile, sqlx::Error> {
     })
 }
 
+// Store functions: spans at debug, named by what they do; the pool and the claims stay out of
+// the span (only ids go in). Path ids are recorded with `?` so that a crafted id (a percent-encoded
+// newline) cannot forge a log line.
+
+#[tracing::instrument(level = "debug", name = "find_profile", skip_all, fields(profile_id = ?id))]
 async fn find(pool: &AnyPool, id: &str) -> Result<Option<Profile>, sqlx::Error> {
     let row = sqlx::query("SELECT * FROM profiles WHERE id = $1").bind(id).fetch_optional(pool).await?;
     row.as_ref().map(profile_from_row).transpose()
@@ -83,6 +88,7 @@ async fn find(pool: &AnyPool, id: &str) -> Result<Option<Profile>, sqlx::Error> 
 
 /// The caller's profile, created from the token on first use. Concurrent first requests are
 /// safe: the insert ignores a conflict and everyone reads the one row.
+#[tracing::instrument(level = "debug", name = "find_or_create_profile", skip_all, fields(user_id = %claims.sub))]
 async fn find_or_create(pool: &AnyPool, claims: &AccessClaims) -> Result<Profile, ApiError> {
     if let Some(profile) = find(pool, &claims.sub).await? {
         return Ok(profile);
@@ -103,11 +109,41 @@ async fn find_or_create(pool: &AnyPool, claims: &AccessClaims) -> Result<Profile
     find(pool, &claims.sub).await?.ok_or(ApiError::NotFound)
 }
 
+#[tracing::instrument(level = "debug", name = "update_display_name", skip_all, fields(user_id = %id))]
+async fn update_display_name(
+    pool: &AnyPool,
+    id: &str,
+    display_name: &DisplayName,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE profiles SET display_name = $1, updated_at = $2 WHERE id = $3")
+        .bind(&display_name.0)
+        .bind(unix_now_i64())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+#[tracing::instrument(level = "debug", name = "list_profiles", skip(pool))]
+async fn list(pool: &AnyPool, limit: i64, offset: i64) -> Result<Vec<Profile>, sqlx::Error> {
+    let rows = sqlx::query("SELECT * FROM profiles ORDER BY created_at, id LIMIT $1 OFFSET $2")
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(profile_from_row).collect()
+}
+
+// Handlers: spans at info, which the log format prints only as the context of events inside
+// them (no line of their own). `skip_all` keeps the state, the token's claims and the request
+// body out; the ids are added as fields.
+
 /// The caller's own profile (created on first request).
 #[utoipa::path(get, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's profile", body = Profile),
         ProtectedResponses))]
+#[tracing::instrument(skip_all, fields(user_id = %user.sub, client_id = %user.client_id))]
 async fn get_me(State(pool): State<AnyPool>, user: AuthenticatedUser) -> Result<AppJson<Profile>, ApiError> {
     Ok(AppJson(find_or_create(&pool, &user).await?))
 }
@@ -121,6 +157,7 @@ async fn get_me(State(pool): State<AnyPool>, user: AuthenticatedUser) -> Result<
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid display name", body = Problem),
         ProtectedResponses))]
+#[tracing::instrument(skip_all, fields(user_id = %user.sub, client_id = %user.client_id))]
 async fn update_me(
     State(pool): State<AnyPool>,
     user: AuthenticatedUser,
@@ -128,12 +165,7 @@ async fn update_me(
 ) -> Result<AppJson<Profile>, ApiError> {
     let display_name = DisplayName::try_from(update.display_name.as_str())?;
     find_or_create(&pool, &user).await?;
-    sqlx::query("UPDATE profiles SET display_name = $1, updated_at = $2 WHERE id = $3")
-        .bind(&display_name.0)
-        .bind(unix_now_i64())
-        .bind(&user.sub)
-        .execute(&pool)
-        .await?;
+    update_display_name(&pool, &user.sub, &display_name).await?;
     Ok(AppJson(find(&pool, &user.sub).await?.ok_or(ApiError::NotFound)?))
 }
 
@@ -144,6 +176,7 @@ async fn update_me(
         (status = 200, description = "The profile", body = Profile),
         (status = 404, description = "No such profile", body = Problem),
         ProtectedResponses))]
+#[tracing::instrument(skip_all, fields(user_id = %auth.sub, client_id = %auth.client_id, profile_id = ?id))]
 async fn get_user(
     State(pool): State<AnyPool>,
     auth: Authenticated,
@@ -176,6 +209,7 @@ pub struct Page {
     responses(
         (status = 200, description = "Profiles by creation time", body = Vec<Profile>),
         ProtectedResponses))]
+#[tracing::instrument(skip_all, fields(user_id = %auth.sub, client_id = %auth.client_id))]
 async fn list_users(
     State(pool): State<AnyPool>,
     auth: Authenticated,
@@ -184,10 +218,5 @@ async fn list_users(
     auth.require_role("admin")?;
     let limit = i64::from(page.limit.unwrap_or(100).clamp(1, 500));
     let offset = i64::from(page.offset.unwrap_or(0));
-    let rows = sqlx::query("SELECT * FROM profiles ORDER BY created_at, id LIMIT $1 OFFSET $2")
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&pool)
-        .await?;
-    Ok(AppJson(rows.iter().map(profile_from_row).collect::<Result<_, _>>()?))
+    Ok(AppJson(list(&pool, limit, offset).await?))
 }
