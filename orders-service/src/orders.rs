@@ -108,10 +108,45 @@ fn order_from_row(row: &sqlx::any::AnyRow) -> Result<Order, sqlx::Error> {
     })
 }
 
+// Store functions: spans at debug; the pool stays out of the span, only ids go in. Path ids
+// are recorded with `?` so that a crafted id (a percent-encoded newline) cannot forge a log line.
+
+#[tracing::instrument(level = "debug", name = "find_order", skip_all, fields(order_id = ?id))]
 async fn find(pool: &AnyPool, id: &str) -> Result<Option<Order>, sqlx::Error> {
     let row = sqlx::query("SELECT * FROM orders WHERE id = $1").bind(id).fetch_optional(pool).await?;
     row.as_ref().map(order_from_row).transpose()
 }
+
+#[tracing::instrument(level = "debug", name = "insert_order", skip_all,
+    fields(order_id = %order.id, user_id = %order.user_id))]
+async fn insert(pool: &AnyPool, order: &Order) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO orders (id, user_id, item, quantity, customer_name, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&order.id)
+    .bind(&order.user_id)
+    .bind(&order.item)
+    .bind(order.quantity)
+    .bind(&order.customer_name)
+    .bind(order.created_at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[tracing::instrument(level = "debug", name = "list_orders_of", skip_all, fields(user_id = %user_id))]
+async fn list_for(pool: &AnyPool, user_id: &str) -> Result<Vec<Order>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500")
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+    rows.iter().map(order_from_row).collect()
+}
+
+// Handlers: spans at info, which the log format prints only as the context of events inside
+// them (no line of their own). `skip_all` keeps the state (and with it the client secret), the
+// token's claims and the request body out; the ids are added as fields.
 
 /// Places an order for the caller. The customer's display name is looked up in users-service
 /// with this service's own token; if that fails the order is still created.
@@ -123,6 +158,7 @@ async fn find(pool: &AnyPool, id: &str) -> Result<Option<Order>, sqlx::Error> {
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid item or quantity", body = Problem),
         ProtectedResponses))]
+#[tracing::instrument(skip_all, fields(user_id = %user.sub, client_id = %user.client_id))]
 async fn create_order(
     State(state): State<AppState>,
     user: AuthenticatedUser,
@@ -139,17 +175,7 @@ async fn create_order(
         customer_name,
         created_at: unix_now_i64(),
     };
-    sqlx::query(
-        "INSERT INTO orders (id, user_id, item, quantity, customer_name, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&order.id)
-    .bind(&order.user_id)
-    .bind(&order.item)
-    .bind(order.quantity)
-    .bind(&order.customer_name)
-    .bind(order.created_at)
-    .execute(&state.pool)
-    .await?;
+    insert(&state.pool, &order).await?;
     Ok((StatusCode::CREATED, AppJson(order)))
 }
 
@@ -158,16 +184,12 @@ async fn create_order(
     responses(
         (status = 200, description = "The caller's orders", body = Vec<Order>),
         ProtectedResponses))]
+#[tracing::instrument(skip_all, fields(user_id = %user.sub, client_id = %user.client_id))]
 async fn list_orders(
     State(state): State<AppState>,
     user: AuthenticatedUser,
 ) -> Result<AppJson<Vec<Order>>, ApiError> {
-    let rows =
-        sqlx::query("SELECT * FROM orders WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500")
-            .bind(&user.sub)
-            .fetch_all(&state.pool)
-            .await?;
-    Ok(AppJson(rows.iter().map(order_from_row).collect::<Result<_, _>>()?))
+    Ok(AppJson(list_for(&state.pool, &user.sub).await?))
 }
 
 /// One order: the caller's own, or any for role `admin`. Someone else's order is a 404, so
@@ -178,6 +200,7 @@ async fn list_orders(
         (status = 200, description = "The order", body = Order),
         (status = 404, description = "No such order, or not the caller's", body = Problem),
         ProtectedResponses))]
+#[tracing::instrument(skip_all, fields(user_id = %user.sub, client_id = %user.client_id, order_id = ?id))]
 async fn get_order(
     State(state): State<AppState>,
     user: AuthenticatedUser,

@@ -48,6 +48,9 @@ impl UsersClient {
     /// The display name of user `id`, or `None` if it cannot be had right now. A user who has
     /// no profile yet has never changed their display name, which defaults to the username:
     /// `username` is returned then.
+    // Inside the handler's span, so only at debug. `skip_all`: `self` holds the token client
+    // (and with it the client secret); the username is not needed to find a failure.
+    #[tracing::instrument(level = "debug", name = "fetch_display_name", skip_all, fields(user_id = %id))]
     pub async fn display_name(&self, id: &str, username: Option<&str>) -> Option<String> {
         let tokens = self.tokens.as_ref()?;
         let url = format!("{}/v1/users/{id}", self.base_url);
