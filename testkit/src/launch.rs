@@ -525,7 +525,8 @@ mod tests {
         assert_eq!(env["DATA_DIR"], set("/data/auth"));
         assert_eq!(env["DATABASE_URL"], None, "removed, so the SQLite file under DATA_DIR is used");
         assert_eq!(env["ISSUER"], set("http://127.0.0.1:9999"));
-        assert_eq!(env["TOKEN_AUDIENCES"], set("users-service,orders-service"));
+        assert_eq!(env["TOKEN_AUDIENCES"], set(&launcher.services().user_audiences().join(",")));
+        assert!(env["TOKEN_AUDIENCES"].as_ref().unwrap().starts_with("users-service,orders-service"));
         assert_eq!(env["KEY_RELOAD_SECS"], set("1"));
         assert!(!env.contains_key("AUTH_ISSUER") && !env.contains_key("CLIENT_SECRET"));
     }
@@ -572,10 +573,10 @@ mod tests {
     fn a_service_not_in_the_file_is_an_error() {
         let launcher = launcher(Programs::Directory("/bin".into()));
 
-        let error = launcher.command("payments-service", &[]).unwrap_err();
+        let error = launcher.command("no-such-service", &[]).unwrap_err();
 
-        assert!(error.to_string().contains("payments-service is not in services.toml"), "{error}");
-        assert!(launcher.listen("payments-service", "127.0.0.1:1".parse().unwrap()).is_err());
+        assert!(error.to_string().contains("no-such-service is not in services.toml"), "{error}");
+        assert!(launcher.listen("no-such-service", "127.0.0.1:1".parse().unwrap()).is_err());
     }
 
     #[tokio::test]
