@@ -79,9 +79,11 @@ pub struct CountRules {
     pub provisional_until: i64,
 }
 
-/// Counts an attempt in every bucket that is not locked, in one statement, and returns those it
-/// was counted in (a locked bucket is missing from the result). Check, count and provisional
-/// lock happen in that statement, so concurrent attempts cannot interleave between them.
+/// Counts an attempt in every bucket, in one statement, unless one of them is locked: then
+/// nothing is counted or inserted (an attacker at a locked address adds no rows, whatever
+/// names they try). Returns the buckets counted, so none or all of them. Check, count and
+/// provisional lock happen in that statement, so concurrent attempts cannot interleave between
+/// them.
 #[tracing::instrument(skip_all, err(level = "debug"))]
 pub async fn count_attempt(
     pool: &AnyPool,
@@ -92,14 +94,19 @@ pub async fn count_attempt(
         return Ok(Vec::new());
     }
     // $1 now, $2 window start, $3 provisional lock; then key and threshold of each bucket.
+    let key = |index: usize| 4 + 2 * index;
     let values: Vec<String> = (0..buckets.len())
         .map(|index| {
-            let (key, threshold) = (4 + 2 * index, 5 + 2 * index);
+            let (key, threshold) = (key(index), key(index) + 1);
             format!("(${key}, ${threshold}, 1, $1, CASE WHEN 1 >= ${threshold} THEN $3 ELSE 0 END)")
         })
         .collect();
+    let keys: Vec<String> = (0..buckets.len()).map(|index| format!("${}", key(index))).collect();
+    // VALUES columns are column1..column5 in SQLite and PostgreSQL alike.
     let sql = format!(
-        "INSERT INTO login_failures (bucket, threshold, failures, first_failed, locked_until) VALUES {} \
+        "INSERT INTO login_failures (bucket, threshold, failures, first_failed, locked_until) \
+         SELECT column1, column2, column3, column4, column5 FROM (VALUES {}) AS attempt \
+         WHERE NOT EXISTS (SELECT 1 FROM login_failures WHERE bucket IN ({}) AND locked_until > $1) \
          ON CONFLICT (bucket) DO UPDATE SET \
            threshold = excluded.threshold, \
            failures = CASE WHEN login_failures.first_failed <= $2 THEN 1 ELSE login_failures.failures + 1 END, \
@@ -109,7 +116,8 @@ pub async fn count_attempt(
                                ELSE login_failures.locked_until END \
          WHERE login_failures.locked_until <= $1 \
          RETURNING bucket, failures, locked_until",
-        values.join(", ")
+        values.join(", "),
+        keys.join(", ")
     );
     let mut query = sqlx::query(&sql).bind(rules.now).bind(rules.window_start).bind(rules.provisional_until);
     for bucket in buckets {

@@ -261,3 +261,28 @@ async fn an_abandoned_attempt_is_taken_back() {
         Decision::Allow(_)
     ));
 }
+
+testkit::on_both_backends! {
+    async fn a_flood_from_a_locked_address_adds_no_rows_whatever_names_it_tries(database) {
+        // Threshold 1: the address bucket locks after 10 failures.
+        let app = TestApp::start_with(database, |config| {
+            cheap_hashing(config);
+            config.login_failure_threshold = 1;
+        })
+        .await;
+        let rows = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM login_failures").fetch_one(&app.state.pool).await.unwrap()
+        };
+        for name in 0..10 {
+            assert_eq!(app.login(&format!("name-{name}"), "wrong-password").await.status(), 401);
+        }
+        assert_eq!(app.login("name-10", "wrong-password").await.status(), 429, "the address is locked");
+        let before = rows().await;
+
+        for name in 11..111 {
+            assert_eq!(app.login(&format!("name-{name}"), "wrong-password").await.status(), 429);
+        }
+
+        assert_eq!(rows().await, before, "100 refused attempts under new names");
+    }
+}
