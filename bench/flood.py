@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""CI flood gate: the three binaries on loopback, `hey -n 10000 -c 100` against every operation
-of each binary's /openapi.json plus the document itself and /docs/. Exit 1 on any 5xx or
+"""CI flood gate: every binary of services.toml on loopback, `hey -n 10000 -c 100` against every
+operation of each binary's /openapi.json plus the document itself and /docs/. Exit 1 on any 5xx or
 unanswered request, and before any load when a documented operation with a request body has no
 body in the table below (a new endpoint cannot be skipped silently).
 
@@ -59,9 +59,13 @@ def plan_requests(documents, bodies, path_values, default_headers):
     return requests
 
 
-def live_requests(auth, users, orders, secret):
-    """The plan for a running stack: logs in, creates an order for the path values, fetches the
-    three OpenAPI documents."""
+def live_requests(services, secret):
+    """The plan for a running stack (`services`: the started harness.Service of every binary, the
+    auth server first): logs in, creates an order for the path values, fetches every OpenAPI
+    document."""
+    by_name = {service.name: service for service in services}
+    auth, orders = by_name[harness.AUTH_SERVER], by_name["orders-service"]
+
     def login(username, password):
         status, body = harness.http("POST", auth.url + "/v1/auth/login", {"username": username, "password": password})
         if status != 200:
@@ -72,7 +76,8 @@ def live_requests(auth, users, orders, secret):
     admin_id = json.loads(base64.urlsafe_b64decode(admin["access_token"].split(".")[1] + "=="))["sub"]
     throwaway = login("demo", "demo-password")  # logged out and revoked by the flood
     bearer = {"Authorization": f"Bearer {admin['access_token']}"}
-    basic = {"Authorization": "Basic " + base64.b64encode(f"orders-service:{secret}".encode()).decode()}
+    client = harness.SERVICES.client_id()
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{client}:{secret}".encode()).decode()}
     status, body = harness.http("POST", orders.url + "/v1/orders", {"item": "flood", "quantity": 1}, bearer)
     if status != 201:
         raise FloodError(f"creating an order: {status} {body[:200]!r}")
@@ -91,7 +96,7 @@ def live_requests(auth, users, orders, secret):
     }
     path_values = {"users-service": {"id": admin_id}, "orders-service": {"id": order_id}}
     documents = []
-    for service in (auth, users, orders):
+    for service in services:
         status, body = harness.http("GET", service.url + "/openapi.json")
         if status != 200:
             raise FloodError(f"{service.name}: GET /openapi.json answered {status}")
@@ -107,7 +112,7 @@ def flood(count=10_000, concurrency=100, out=sys.stdout):
     services = [service for service, _ in started]
     failures = endpoints = 0
     try:
-        for request in live_requests(*services, secret):
+        for request in live_requests(services, secret):
             result = harness.hey(request.method, request.url, count, concurrency, request.content_type, request.body,
                                  request.headers)
             failures += result.fivexx + result.unanswered
@@ -129,14 +134,14 @@ def flood_row(failures, endpoints, count=10_000, concurrency=100):
     """The results-table row of a flood (bench/run.py's no5xx section)."""
     return harness.Row(f"{count:,} requests at concurrency {concurrency} on every endpoint: 5xx or unanswered",
                        f"**{failures}** of {endpoints * count:,} requests ({endpoints} endpoints)", harness.at_most(0, "0"),
-                       f"hey -n {count} -c {concurrency} per documented operation, /openapi.json and /docs/ of all "
-                       "three binaries (`bench/flood.py`)", failures)
+                       f"hey -n {count} -c {concurrency} per documented operation, /openapi.json and /docs/ of every "
+                       "binary (`bench/flood.py`)", failures)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin-dir", default=os.path.join(harness.target_dir(), "debug"),
-                        help="where auth-server, users-service and orders-service are (default: target/debug)")
+                        help=f"where {', '.join(harness.SERVICE_BINARIES)} are (default: target/debug)")
     parser.add_argument("-n", "--requests", type=int, default=10_000, help="requests per endpoint (default 10000)")
     parser.add_argument("-c", "--concurrency", type=int, default=100, help="concurrent requests (default 100)")
     args = parser.parse_args(argv)

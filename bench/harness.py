@@ -1,6 +1,7 @@
-"""Shared parts of the load harness (bench/run.py) and the CI flood gate (bench/flood.py): the
-binaries on loopback, the load tools with machine-readable output, the goal column of the
-results table, and the scratch directory every run writes into.
+"""Shared parts of the load harness (bench/run.py), the CI flood gate (bench/flood.py) and the
+stack for Schemathesis (bench/stack.py): the binaries of services.toml on loopback, the load tools
+with machine-readable output, the goal column of the results table, and the scratch directory
+every run writes into.
 
 Nothing here targets anything but 127.0.0.1.
 """
@@ -21,8 +22,13 @@ import urllib.error
 import urllib.request
 from collections import namedtuple
 
+import services
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORES = os.cpu_count() or 2
+# The platform's services (services.toml), the auth server first.
+SERVICES = services.load()
+AUTH_SERVER = SERVICES.auth_server.name
 
 
 def target_dir():
@@ -162,23 +168,32 @@ def rss_kib(pid, field="VmRSS"):
 
 
 class Service:
-    """A binary from BIN_DIR on a free loopback port with a fresh data dir. `seed`, as
-    (subcommand args, extra env), is run on the same data dir before the server starts."""
+    """A binary from BIN_DIR on a loopback port (`port`, else a free one) with a fresh data dir.
+    `seed`, as (subcommand args, extra env), is run on the same data dir before the server starts.
+    Output goes to LOG_DIR/NAME.log when `log_dir` is given, else nowhere."""
 
-    def __init__(self, binary, env, seed=None):
-        self.port = free_port()
+    def __init__(self, binary, env, seed=None, port=None, data_prefix="data", log_dir=None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.data = scratch_dir("data-")
+        self.data = scratch_dir(f"{data_prefix}-")
         self.name = binary
         full_env = dict(os.environ, LISTEN_ADDR=f"127.0.0.1:{self.port}", DATA_DIR=self.data, RUST_LOG="error")
         full_env.pop("DATABASE_URL", None)
         full_env.update({k: v(self) if callable(v) else v for k, v in env.items()})
         executable = bin_path(binary)
-        if seed:
-            args, extra = seed
-            subprocess.run([executable, *args], env=dict(full_env, **extra), check=True, capture_output=True)
-        self.started = time.perf_counter()
-        self.process = spawn([executable], env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with _log(log_dir, binary) as log:
+            if seed:
+                args, extra = seed
+                seeded = subprocess.run([executable, *args], env=dict(full_env, **extra), stdin=subprocess.DEVNULL,
+                                        capture_output=True, text=True)
+                if log:
+                    log.write(seeded.stdout + seeded.stderr)
+                    log.flush()
+                if seeded.returncode != 0:
+                    raise RuntimeError(f"{binary} {' '.join(args)} failed ({seeded.returncode}): {seeded.stderr.strip()}")
+            self.started = time.perf_counter()
+            output = log or subprocess.DEVNULL
+            self.process = spawn([executable], env=full_env, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
 
     def wait_ready(self, timeout=30):
         deadline = time.perf_counter() + timeout
@@ -199,37 +214,64 @@ class Service:
         shutil.rmtree(self.data, ignore_errors=True)
 
 
-def start_stack(seed_secret=None):
-    """auth-server (seeded with the demo accounts and the orders-service client when a secret is
-    given), users-service and orders-service, each on a free port with a fresh data dir. Returns
-    ((service, seconds to ready), ...) for the three."""
-    services = []
+def _log(log_dir, name):
+    """LOG_DIR/NAME.log opened for appending, or a null context without a log dir."""
+    if log_dir is None:
+        return contextlib.nullcontext()
+    return open(os.path.join(log_dir, f"{name}.log"), "a")
 
-    def start(binary, env, seed=None):
-        service = Service(binary, env, seed=seed)
-        services.append(service)
-        return service, service.wait_ready()
 
+def stack_environments(ports, seed_secret=None):
+    """{service name: the environment its role in services.toml calls for} for a stack whose
+    services listen on 127.0.0.1:ports[name]: the auth server gets ISSUER (its own URL) and
+    TOKEN_AUDIENCES, each resource service AUTH_ISSUER, the URLs its `urls` name and, when there is
+    a client secret, CLIENT_ID and CLIENT_SECRET for its client_id. The Python counterpart of
+    testkit::launch (which platform and the end-to-end tests use)."""
+    def url(name):
+        return f"http://127.0.0.1:{ports[name]}"
+
+    issuer = url(AUTH_SERVER)
+    audiences = SERVICES.user_audiences()
+    environments = {AUTH_SERVER: {"ISSUER": issuer, **({"TOKEN_AUDIENCES": ",".join(audiences)} if audiences else {})}}
+    for entry in SERVICES.resource_services:
+        env = {"AUTH_ISSUER": issuer}
+        env.update({variable: url(target) for variable, target in entry.urls.items()})
+        if entry.client_id and seed_secret:
+            env.update(CLIENT_ID=entry.client_id, CLIENT_SECRET=seed_secret)
+        environments[entry.name] = env
+    return environments
+
+
+def start_stack(seed_secret=None, log_dir=None, rust_log=None):
+    """Every service of services.toml, each on a free port with a fresh data dir, the auth server
+    first (seeded with the demo accounts and the client of services.toml when a secret is given),
+    then the resource services in the file's order, each started once the one before is ready.
+    Returns [(service, seconds to ready), ...] in that order."""
+    ports = {entry.name: free_port() for entry in SERVICES.all}
+    environments = stack_environments(ports, seed_secret)
+    started, ready = [], []
     try:
-        seed = (["demo-seed"], {"DEMO_CLIENT_SECRET": seed_secret}) if seed_secret else None
-        auth = start("auth-server", {"ISSUER": lambda s: s.url}, seed=seed)
-        users = start("users-service", {"AUTH_ISSUER": auth[0].url})
-        orders_env = {"AUTH_ISSUER": auth[0].url, "USERS_SERVICE_URL": users[0].url}
-        if seed_secret:
-            orders_env.update(CLIENT_ID="orders-service", CLIENT_SECRET=seed_secret)
-        orders = start("orders-service", orders_env)
+        for entry in SERVICES.all:
+            env = dict(environments[entry.name], **({"RUST_LOG": rust_log} if rust_log else {}))
+            seed = None
+            if entry.name == AUTH_SERVER and seed_secret:
+                seed = (["demo-seed"], {"DEMO_CLIENT_SECRET": seed_secret})
+            service = Service(entry.name, env, seed=seed, port=ports[entry.name], data_prefix=entry.data_dir,
+                              log_dir=log_dir)
+            started.append(service)
+            ready.append((service, service.wait_ready()))
     except BaseException:
-        for service in services:
+        for service in started:
             service.stop()
         raise
-    return auth, users, orders
+    return ready
 
 
 # --- what has to be there before a run ----------------------------------------------------------
 
-SERVICE_BINARIES = ("auth-server", "users-service", "orders-service")
-PACKAGE_OF = {"auth-server": "auth-server", "users-service": "users-service", "orders-service": "orders-service",
-              "verify-bench-server": "bench"}
+SERVICE_BINARIES = tuple(SERVICES.names)
+# Binary -> package: each service's binary is its package's; the benchmark server is bench's.
+PACKAGE_OF = dict({name: name for name in SERVICE_BINARIES}, **{"verify-bench-server": "bench"})
 
 
 def cargo_profile_of(bin_dir):
@@ -279,7 +321,7 @@ def ensure_argon2_bound(bin_dir, run=subprocess.run):
     if os.access(path, os.X_OK):
         return path
     profile = cargo_profile_of(bin_dir)
-    command = _build_command(["-p", "auth-server", "--example", "argon2_bound"], profile)
+    command = _build_command(["-p", AUTH_SERVER, "--example", "argon2_bound"], profile)
     if profile is None:
         raise SystemExit(f"bench: {path} not found and {bin_dir} is not a cargo output directory: "
                          f"run `{_shown(command)}` and pass --bin-dir {os.path.join(target_dir(), 'release')}")

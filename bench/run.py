@@ -21,7 +21,7 @@ import time
 
 import flood
 import harness
-from harness import CORES, ROOT, Row, Service, about, at_least, at_most, http, reported, rss_kib, sh, wrk
+from harness import AUTH_SERVER, CORES, ROOT, Row, Service, about, at_least, at_most, http, reported, rss_kib, sh, wrk
 
 SECTIONS = ("signing", "verify", "verification", "login", "services", "no5xx")
 # The accounts the login sections rotate over (created by section_login).
@@ -82,7 +82,7 @@ def criterion_means(bench_package, bench, names, quick):
 
 def section_signing(rows, quick):
     names = [f"{kind}/{alg}" for alg in ("EdDSA", "ES256", "RS256") for kind in ("issue_access_token", "raw_signature")]
-    means = criterion_means("auth-server", "signing", names, quick)
+    means = criterion_means(AUTH_SERVER, "signing", names, quick)
     for alg in ("EdDSA", "ES256", "RS256"):
         issue, raw = means[f"issue_access_token/{alg}"], means[f"raw_signature/{alg}"]
         rows.append(Row(f"token signing, {alg}", f"{issue / 1000:.1f} µs per token ({issue / raw:.2f}× the bare signature)",
@@ -123,7 +123,7 @@ def login_cpu_outside_hashing(seconds, script):
     """Milliseconds of server CPU per login when hashing costs almost nothing (8 KiB, 1 pass):
     the work a login does besides its hash, measured in CPU time, which other tenants of a
     shared machine do not inflate the way they inflate wall-clock rates."""
-    cheap = Service("auth-server", {"ISSUER": lambda s: s.url, "HASH_CONCURRENCY": str(CORES),
+    cheap = Service(AUTH_SERVER, {"ISSUER": lambda s: s.url, "HASH_CONCURRENCY": str(CORES),
                                     "ARGON2_MEMORY_KIB": "8", "ARGON2_ITERATIONS": "1"})
     try:
         cheap.wait_ready()
@@ -139,7 +139,7 @@ def login_cpu_outside_hashing(seconds, script):
 
 def section_login(rows, quick, env_extra=None):
     seconds = 3 if quick else 6
-    auth = Service("auth-server", dict({"ISSUER": lambda s: s.url, "HASH_CONCURRENCY": str(CORES)}, **(env_extra or {})))
+    auth = Service(AUTH_SERVER, dict({"ISSUER": lambda s: s.url, "HASH_CONCURRENCY": str(CORES)}, **(env_extra or {})))
     try:
         auth.wait_ready()
         assert http("POST", auth.url + "/v1/users", {"username": "bench", "password": "bench-password"})[0] == 201
@@ -178,7 +178,7 @@ def section_login(rows, quick, env_extra=None):
             wrk(auth.url + "/v1/auth/login", max(2, int((1000 - total) / max(rate, 1)) + 1), connections=2 * CORES, script=script)
         peak_mib = rss_kib(auth.process.pid, "VmHWM") / 1024
         budget = 30 + CORES * 1.2 * 19
-        rows.append(Row(f"auth-server peak RSS after ≥ 1,000 logins (N = {CORES})", f"{peak_mib:.1f} MiB",
+        rows.append(Row(f"{AUTH_SERVER} peak RSS after ≥ 1,000 logins (N = {CORES})", f"{peak_mib:.1f} MiB",
                         at_most(budget, f"≤ {budget:.0f} MiB (30 + N × 1.2 × 19)"), "VmHWM from /proc", peak_mib))
         return auth
     except BaseException:
@@ -245,7 +245,7 @@ def section_saturation_latency(rows, auth, quick):
 
 def section_grants(rows, auth, quick):
     seconds = 5 if quick else 10
-    created = sh(harness.bin_path("auth-server"), "clients", "create", "bench-client", "--scope", "users:read",
+    created = sh(harness.bin_path(AUTH_SERVER), "clients", "create", "bench-client", "--scope", "users:read",
                  "--audience", "users-service", env=dict(os.environ, DATA_DIR=auth.data, RUST_LOG="error"))
     secret = json.loads(created)["client_secret"]
     basic = base64.b64encode(f"bench-client:{secret}".encode()).decode()
@@ -307,7 +307,7 @@ def section_services(rows):
         time.sleep(2)
         for service, ready in started:
             rss_kib_now = rss_kib(service.process.pid)
-            if service.name == "auth-server":
+            if service.name == AUTH_SERVER:
                 goal, value = reported(), ()
             else:
                 goal, value = at_most(25, "≤ 25 MB"), rss_kib_now * 1024 / 1e6
@@ -349,16 +349,16 @@ def prepare(args):
         harness.set_bin_dir(args.bin_dir)
     else:
         print("building release binaries ...", file=sys.stderr)
-        sh("cargo", "build", "-q", "--locked", "--release", "-p", "auth-server", "-p", "users-service", "-p", "orders-service",
-           "-p", "bench")
+        packages = [argument for name in harness.SERVICE_BINARIES for argument in ("-p", name)]
+        sh("cargo", "build", "-q", "--locked", "--release", *packages, "-p", "bench")
         if "login" in sections:
-            sh("cargo", "build", "-q", "--locked", "--release", "-p", "auth-server", "--example", "argon2_bound")
+            sh("cargo", "build", "-q", "--locked", "--release", "-p", AUTH_SERVER, "--example", "argon2_bound")
         harness.set_bin_dir(os.path.join(harness.target_dir(), "release"))
     needed = []
     if sections & {"login", "services", "no5xx"}:
-        needed += ["auth-server"]
+        needed += [AUTH_SERVER]
     if sections & {"services", "no5xx"}:
-        needed += ["users-service", "orders-service"]
+        needed += [service.name for service in harness.SERVICES.resource_services]
     if "verification" in sections:
         needed += ["verify-bench-server"]
     harness.require_binaries(harness.BIN_DIR, needed)

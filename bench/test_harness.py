@@ -334,8 +334,8 @@ class Argon2BoundTest(unittest.TestCase):
         os.makedirs(bin_dir)
         with self.assertRaises(SystemExit) as context:
             harness.require_binaries(bin_dir, harness.SERVICE_BINARIES)
-        self.assert_one_line_exit(context, "auth-server, users-service, orders-service",
-                                  "cargo build --locked -p auth-server -p users-service -p orders-service`")
+        packages = " ".join(f"-p {name}" for name in harness.SERVICE_BINARIES)
+        self.assert_one_line_exit(context, ", ".join(harness.SERVICE_BINARIES), f"cargo build --locked {packages}`")
 
 
 class SessionTest(unittest.TestCase):

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Property-based API testing of the three binaries from their own OpenAPI documents with
-# Schemathesis: every documented operation is called with generated valid and invalid input,
+# Property-based API testing of every binary of services.toml from its own OpenAPI document
+# with Schemathesis: every documented operation is called with generated valid and invalid input,
 # and every response is checked against the document (status codes, content types, headers,
 # schemas) and against the platform's rules (no 5xx, invalid input refused, auth enforced).
 #
 #   scripts/schemathesis.sh
 #
 # Installs Schemathesis from PyPI into a virtualenv under the cache dir (reused when present),
-# builds the debug binaries as the test step does (a no-op when they are current), starts auth-server,
-# users-service and orders-service on free loopback ports with temporary data dirs, logs in as
-# the demo user and runs Schemathesis against each in turn: users-service and orders-service
-# first, auth-server last (its run logs out and trips the login throttle, which would spoil the
-# others' tokens). Prints one summary line per binary; exits non-zero if any check failed. The
-# processes are always stopped, whatever happens.
+# builds the debug binaries as the test step does (a no-op when they are current), starts every
+# service of services.toml on free loopback ports with temporary data dirs (bench/stack.py, the
+# load harness's launcher), logs in as the demo user and runs Schemathesis against each in turn:
+# the resource services first, in the file's order, the auth server last (its run logs out and
+# trips the login throttle, which would spoil the others' tokens). Prints one summary line per
+# binary; exits non-zero if any check failed. The processes are always stopped, whatever happens.
 #
 # Environment:
 #   SCHEMATHESIS_CACHE          where the virtualenv lives (default ~/.cache/jwt-platform-schemathesis)
@@ -50,15 +50,13 @@ PYTHON=$VENV/bin/python
 
 # --- processes, always stopped -------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/schemathesis.XXXXXX")
-PIDS=()
+STACK_PID=
 cleanup() {
     local status=$?
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
+    if [ -n "$STACK_PID" ]; then
+        kill "$STACK_PID" 2>/dev/null || true
+        wait "$STACK_PID" 2>/dev/null || true
+    fi
     if [ "$status" -ne 0 ] && [ -n "${KEEP_LOGS:-}" ]; then
         echo "logs kept in $WORK" >&2
     else
@@ -67,27 +65,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_ready() { # name url
-    "$PYTHON" - "$1" "$2" <<'EOF'
-import sys, time, urllib.request
-name, url = sys.argv[1], sys.argv[2]
-deadline = time.time() + 30
-while time.time() < deadline:
-    try:
-        with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
-            if response.status == 200:
-                sys.exit(0)
-    except Exception:
-        pass
-    time.sleep(0.2)
-sys.exit(f"{name} did not become ready at {url}")
-EOF
-}
 
 login() { # auth-url user -> access token on stdout (demo-seed's accounts: demo, admin)
     "$PYTHON" - "$1" "$2" <<'EOF'
@@ -102,36 +79,39 @@ with urllib.request.urlopen(request, timeout=10) as response:
 EOF
 }
 
-AUTH_PORT=$(free_port)
-USERS_PORT=$(free_port)
-ORDERS_PORT=$(free_port)
-AUTH_URL=http://127.0.0.1:$AUTH_PORT
-USERS_URL=http://127.0.0.1:$USERS_PORT
-ORDERS_URL=http://127.0.0.1:$ORDERS_PORT
-CLIENT_SECRET=$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32))')
-export RUST_LOG=${RUST_LOG:-warn}
-unset DATABASE_URL
-
-ISSUER=$AUTH_URL LISTEN_ADDR=127.0.0.1:$AUTH_PORT DATA_DIR=$WORK/auth DEMO_CLIENT_SECRET=$CLIENT_SECRET \
-    "$TARGET/auth-server" demo-seed >"$WORK/seed.log" 2>&1 || { cat "$WORK/seed.log" >&2; exit 1; }
-ISSUER=$AUTH_URL LISTEN_ADDR=127.0.0.1:$AUTH_PORT DATA_DIR=$WORK/auth \
-    "$TARGET/auth-server" >"$WORK/auth-server.log" 2>&1 &
-PIDS+=($!)
-wait_ready auth-server "$AUTH_URL"
-AUTH_ISSUER=$AUTH_URL LISTEN_ADDR=127.0.0.1:$USERS_PORT DATA_DIR=$WORK/users \
-    "$TARGET/users-service" >"$WORK/users-service.log" 2>&1 &
-PIDS+=($!)
-AUTH_ISSUER=$AUTH_URL LISTEN_ADDR=127.0.0.1:$ORDERS_PORT DATA_DIR=$WORK/orders USERS_SERVICE_URL=$USERS_URL \
-    CLIENT_ID=orders-service CLIENT_SECRET=$CLIENT_SECRET "$TARGET/orders-service" >"$WORK/orders-service.log" 2>&1 &
-PIDS+=($!)
-wait_ready users-service "$USERS_URL"
-wait_ready orders-service "$ORDERS_URL"
+# Every service of services.toml, the auth server seeded with the demo accounts and its client;
+# RUST_LOG (default warn) goes to the services, their output to $WORK/NAME.log.
+"$PYTHON" "$ROOT/bench/stack.py" --bin-dir "$TARGET" --state "$WORK/stack.json" --log-dir "$WORK" &
+STACK_PID=$!
+until [ -s "$WORK/stack.json" ]; do
+    if ! kill -0 "$STACK_PID" 2>/dev/null; then
+        wait "$STACK_PID" || true
+        STACK_PID=
+        for log in "$WORK"/*.log; do
+            [ -e "$log" ] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
+        done
+        echo "the services did not start" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+# AUTH_NAME, AUTH_URL, CLIENT_ID, CLIENT_SECRET, and RESOURCES: "name url" per resource service.
+eval "$("$PYTHON" - "$WORK/stack.json" <<'EOF'
+import json, shlex, sys
+with open(sys.argv[1]) as f:
+    state = json.load(f)
+auth, *resources = state["services"]
+print(f"AUTH_NAME={shlex.quote(auth['name'])} AUTH_URL={shlex.quote(auth['url'])}")
+print(f"CLIENT_ID={shlex.quote(state['client_id'])} CLIENT_SECRET={shlex.quote(state['client_secret'])}")
+print("RESOURCES=" + shlex.quote("\n".join(f"{service['name']} {service['url']}" for service in resources)))
+EOF
+)"
 
 # --- the runs ------------------------------------------------------------------------------
 # The configuration of one run: every check (what `--checks all` selects), the bearer token for
 # every request, except the OAuth endpoints, which authenticate clients with HTTP Basic: there
-# the orders-service client's credentials are sent instead, so client credentials, revocation
-# and introspection are exercised past client authentication.
+# the credentials of the client of services.toml (orders-service's) are sent instead, so client
+# credentials, revocation and introspection are exercised past client authentication.
 #
 # Checks switched off, each for one operation and one reason that is not a defect:
 #   GET /v1/revocations  response_schema_conformance: the body is a compact JWS served as
@@ -145,14 +125,14 @@ wait_ready orders-service "$ORDERS_URL"
 # would override these per-operation settings.
 write_config() { # name token -> config path
     local config=$WORK/schemathesis-$1.toml basic
-    basic=$(printf 'orders-service:%s' "$CLIENT_SECRET" | base64 -w0)
+    basic=$(printf '%s:%s' "$CLIENT_ID" "$CLIENT_SECRET" | base64 -w0)
     cat >"$config" <<EOF
 headers = { Authorization = "Bearer $2" }
 
 [checks]
 enabled = true
 EOF
-    if [ "$1" = auth-server ]; then
+    if [ "$1" = "$AUTH_NAME" ]; then
         cat >>"$config" <<EOF
 
 [[operations]]
@@ -198,10 +178,14 @@ run() { # name url user
     fi
 }
 
-# users-service as the demo admin, so the admin-only listing is exercised too.
-run users-service "$USERS_URL" admin
-run orders-service "$ORDERS_URL" demo
-run auth-server "$AUTH_URL" demo
+# The resource services as the demo user, except users-service: as the demo admin, so its
+# admin-only listing is exercised too. The auth server last.
+while read -r name url; do
+    user=demo
+    [ "$name" = users-service ] && user=admin
+    run "$name" "$url" "$user" </dev/null
+done <<<"$RESOURCES"
+run "$AUTH_NAME" "$AUTH_URL" demo
 
 echo
 echo "=== schemathesis $VERSION, at most $MAX_EXAMPLES examples per operation and phase, seed $SEED ==="
