@@ -29,3 +29,10 @@ DELETE FROM login_failures WHERE bucket LIKE 'trusted:%';
 -- The threshold of each bucket, so that one statement can count an attempt in all of a login's
 -- buckets (each with its own threshold) through ON CONFLICT's `excluded` row.
 ALTER TABLE login_failures ADD COLUMN threshold BIGINT NOT NULL DEFAULT 0;
+
+-- Fixed-window counters of other limits (registrations per address and hour).
+CREATE TABLE rate_limits (
+    bucket       TEXT PRIMARY KEY,
+    count        BIGINT NOT NULL,
+    window_start BIGINT NOT NULL
+);

@@ -90,6 +90,10 @@ pub struct Config {
     /// Failed logins per account (and per client address) before throttling starts.
     #[arg(long, env = "LOGIN_FAILURE_THRESHOLD", default_value_t = 5, global = true)]
     pub login_failure_threshold: u32,
+    /// Registrations (`POST /v1/users`) per client address and hour, counted in the database
+    /// so every replica shares the count; beyond it, 429 with `Retry-After`. 0 turns it off.
+    #[arg(long, env = "REGISTRATION_LIMIT_PER_HOUR", default_value_t = 20, global = true)]
+    pub registration_limit_per_hour: u32,
     /// Take the client address for login throttling from the last `X-Forwarded-For` entry
     /// (set this only behind a proxy that appends it; otherwise clients could forge it).
     #[arg(long, env = "TRUST_X_FORWARDED_FOR", default_value_t = false, global = true)]

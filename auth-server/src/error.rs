@@ -26,6 +26,12 @@ pub enum ApiError {
         /// Seconds until the next attempt is considered.
         retry_after: u64,
     },
+    /// 429 with `Retry-After`: too many registrations from one address.
+    #[error("too many registrations")]
+    TooManyRegistrations {
+        /// Seconds until the address may register again.
+        retry_after: u64,
+    },
     /// 503 with `Retry-After`: password hashing saturated.
     #[error("busy")]
     Busy,
@@ -65,15 +71,20 @@ impl IntoResponse for ApiError {
                 .with_detail("invalid username or password")
                 .into_response(),
             Self::TooManyAttempts { retry_after } => {
-                let mut response = Problem::new(StatusCode::TOO_MANY_REQUESTS)
-                    .with_detail("too many failed attempts; try again later")
-                    .into_response();
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                response
+                too_many_requests("too many failed attempts; try again later", retry_after)
+            }
+            Self::TooManyRegistrations { retry_after } => {
+                too_many_requests("too many registrations from this address; try again later", retry_after)
             }
             Self::Busy => problem::unavailable(1, "password hashing is saturated; retry shortly"),
             Self::Auth(error) => error.into_response(),
             Self::Internal(error) => problem::internal_error(&error).into_response(),
         }
     }
+}
+
+fn too_many_requests(detail: &'static str, retry_after: u64) -> Response {
+    let mut response = Problem::new(StatusCode::TOO_MANY_REQUESTS).with_detail(detail).into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
 }

@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use shared_auth::time::Clock;
 
 use crate::state::AppState;
-use crate::store::{logins, revocations, sessions};
+use crate::store::{logins, rate_limits, revocations, sessions};
 use crate::throttle;
 
 /// How long past the access-token lifetime a revocation stays listed, for clock skew.
@@ -39,13 +39,16 @@ pub async fn is_revoked(pool: &sqlx::AnyPool, claims: &shared_auth::AccessClaims
 }
 
 /// Deletes what no longer matters: revocations whose every covered token has expired, login
-/// counts whose window is over, ended trusts. Returns how many rows went.
+/// counts and rate-limit windows that are over, ended trusts. Returns how many rows went.
 pub async fn prune(pool: &sqlx::AnyPool, now: i64) -> anyhow::Result<u64> {
     let revocations = revocations::prune(pool, now).await.context("failed to prune revocations")?;
     let logins = logins::prune(pool, now, now - throttle::WINDOW_SECS)
         .await
         .context("failed to prune login counts")?;
-    Ok(revocations + logins)
+    let limits = rate_limits::prune(pool, now, crate::routes::accounts::REGISTRATION_WINDOW_SECS)
+        .await
+        .context("failed to prune rate limits")?;
+    Ok(revocations + logins + limits)
 }
 
 /// Runs [`prune`] every `interval` until the runtime stops, so that no request pays for it.

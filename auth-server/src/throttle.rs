@@ -158,7 +158,7 @@ impl LoginThrottle {
             self.release(attempt).await?;
             let keys: Vec<&str> = buckets.iter().map(|bucket| bucket.key.as_str()).collect();
             let longest = logins::latest_lock_end(&self.pool, &keys).await? - now;
-            return Ok(Decision::Locked { retry_after: u64::try_from(longest).unwrap_or(1).max(1) });
+            return Ok(Decision::Locked { retry_after: longest.max(1).unsigned_abs() });
         }
         Ok(Decision::Allow(attempt))
     }

@@ -10,8 +10,12 @@ use utoipa_axum::routes;
 
 use crate::domain::{Password, Username};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, ClientAddress};
+use crate::store::rate_limits::{self, Window};
 use crate::store::{CreateUserError, users};
+
+/// The window of `REGISTRATION_LIMIT_PER_HOUR`.
+pub const REGISTRATION_WINDOW_SECS: i64 = 3600;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(register))
@@ -47,15 +51,28 @@ pub struct UserCreated {
         (status = 413, description = "Body too large", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
         (status = 422, description = "Invalid username or password", body = Problem),
+        (status = 429, description = "Too many registrations from this address (Retry-After)", body = Problem),
         (status = 503, description = "Password hashing saturated", body = Problem),
     ))]
 #[tracing::instrument(skip_all, fields(user_id))]
 async fn register(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     AppJson(request): AppJson<RegisterRequest>,
 ) -> Result<(StatusCode, AppJson<UserCreated>), ApiError> {
     let username = Username::try_from(request.username.as_str())?;
     let password = Password::try_from(request.password)?;
+    // Valid requests count, taken names included: each may cost a hash, and probing for taken
+    // names is what a limit on one address is for.
+    let limit = i64::from(state.config.registration_limit_per_hour);
+    if let (Some(address), true) = (address, limit > 0) {
+        let window = Window { limit, window_secs: REGISTRATION_WINDOW_SECS };
+        let bucket = format!("register:{address}");
+        if let Some(retry_after) = rate_limits::take(&state.pool, &bucket, window, state.clock.now()).await? {
+            metrics::counter!("registrations_total", "outcome" => "throttled").increment(1);
+            return Err(ApiError::TooManyRegistrations { retry_after });
+        }
+    }
     // One registration of a name at a time (see `RegistrationLocks`), then a cheap rejection of
     // a taken name before the expensive hash; the unique index still decides a race.
     let _registering = state.registrations.lock(username.as_str()).await;

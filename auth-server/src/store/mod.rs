@@ -11,6 +11,7 @@
 pub mod clients;
 pub mod keys;
 pub mod logins;
+pub mod rate_limits;
 pub mod revocations;
 pub mod sessions;
 pub mod users;

@@ -123,3 +123,58 @@ async fn saturated_hashing_answers_503_with_retry_after() {
     assert!(busy.iter().all(|response| response.headers().contains_key("retry-after")));
     assert!(responses.iter().all(|response| response.status() == 201 || response.status() == 503));
 }
+
+testkit::on_both_backends! {
+    async fn registrations_are_limited_per_address_across_replicas_for_an_hour(database) {
+        let first = TestApp::start_with_clock(database, |config| {
+            config.argon2_memory_kib = 1024;
+            config.argon2_iterations = 1;
+            config.registration_limit_per_hour = 3;
+            config.trust_x_forwarded_for = true;
+        })
+        .await;
+        let register_from = |app: &TestApp, address: &'static str, name: String| {
+            let request = app
+                .client
+                .post(format!("{}/v1/users", app.url))
+                .header("x-forwarded-for", address)
+                .json(&serde_json::json!({"username": name, "password": "long-enough-password"}));
+            async move { request.send().await.unwrap() }
+        };
+        for index in 0..3 {
+            assert_eq!(register_from(&first, "192.0.2.1", format!("user-{index}")).await.status(), 201);
+        }
+
+        let refused = register_from(&first, "192.0.2.1", "user-3".into()).await;
+        let elsewhere = register_from(&first, "192.0.2.2", "user-4".into()).await;
+
+        assert_eq!(refused.status(), 429);
+        let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=3600).contains(&retry_after), "{retry_after}");
+        assert_eq!(refused.headers()["content-type"], "application/problem+json");
+        assert_eq!(elsewhere.status(), 201, "the limit is per address");
+        let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&first.state.pool).await.unwrap();
+        assert_eq!(users, 4, "the refused registration stored nothing");
+
+        first.advance(std::time::Duration::from_secs(3600));
+        assert_eq!(register_from(&first, "192.0.2.1", "user-5".into()).await.status(), 201, "a new hour");
+    }
+}
+
+#[tokio::test]
+async fn a_second_replica_shares_the_registration_count() {
+    let database = testkit::TestDatabase::sqlite();
+    let replica_database = database.same_database();
+    let limit_to_two = |config: &mut auth_server::config::Config| {
+        config.argon2_memory_kib = 1024;
+        config.argon2_iterations = 1;
+        config.registration_limit_per_hour = 2;
+    };
+    let first = TestApp::start_with(database, limit_to_two).await;
+    let second = TestApp::start_with(replica_database, limit_to_two).await;
+
+    assert_eq!(first.register("ada", "long-enough-password").await.status(), 201);
+    assert_eq!(second.register("bea", "long-enough-password").await.status(), 201);
+    assert_eq!(first.register("cyd", "long-enough-password").await.status(), 429);
+    assert_eq!(second.register("dot", "long-enough-password").await.status(), 429);
+}
