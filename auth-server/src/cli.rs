@@ -25,13 +25,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         command => {
             let state = crate::build_state(config).await?;
-            run_operator_command(&state, command).await?;
+            run_on(&state, command).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-async fn run_operator_command(state: &AppState, command: Command) -> anyhow::Result<()> {
+/// Runs an operator subcommand against an existing state (the server's, in tests).
+pub async fn run_on(state: &AppState, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Users(UsersCommand::Create { username, roles }) => {
             let password = read_password_from_stdin()?;
@@ -45,10 +46,11 @@ async fn run_operator_command(state: &AppState, command: Command) -> anyhow::Res
                 serde_json::json!({ "username": username, "disabled": true, "sessions_ended": ended })
             );
         }
-        Command::Clients(ClientsCommand::Create { client_id, scope, audiences }) => {
+        Command::Clients(ClientsCommand::Create { client_id, scope, audiences, introspect }) => {
             let secret = clients::generate_secret();
             let scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
-            clients::create(&state.pool, &client_id, &secret, &scopes, &audiences).await?;
+            let registration = clients::Registration { scopes, audiences, introspect_any: introspect };
+            clients::register(&state.pool, &client_id, &secret, &registration).await?;
             let created =
                 clients::CreatedClient { client_id, client_secret: secret.expose_secret().to_owned() };
             println!("{}", serde_json::to_string(&created)?);
@@ -57,10 +59,11 @@ async fn run_operator_command(state: &AppState, command: Command) -> anyhow::Res
             println!("{}", serde_json::to_string_pretty(&store::clients::list(&state.pool).await?)?);
         }
         Command::Clients(ClientsCommand::Delete { client_id }) => {
-            anyhow::ensure!(
-                store::clients::delete(&state.pool, &client_id).await?,
-                "no client {client_id:?}"
-            );
+            let now = state.clock.now();
+            let deleted =
+                store::clients::delete(&state.pool, &client_id, now, sessions::revoked_until(state, now))
+                    .await?;
+            anyhow::ensure!(deleted, "no client {client_id:?}");
             println!("{}", serde_json::json!({ "client_id": client_id, "deleted": true }));
         }
         Command::Keys(KeysCommand::List) => {

@@ -15,7 +15,7 @@ use sqlx::AnyPool;
 use subtle::ConstantTimeEq as _;
 
 pub use crate::store::clients::Client;
-use crate::store::clients::{self as store, Inserted};
+use crate::store::clients::{self as store, Inserted, NewClient};
 use crate::tokens::hash_token;
 
 /// The one moment a secret exists in plain form: right after creation.
@@ -45,8 +45,18 @@ fn valid_id(value: &str) -> bool {
         && value.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"._-:".contains(&byte))
 }
 
-/// Registers a client with the given secret, created now (by the system clock: nothing expires
-/// by a client's creation date). Fails if the id exists.
+/// What a client is registered with.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    /// Scopes it may request.
+    pub scopes: Vec<String>,
+    /// Audiences its tokens are for (at least one).
+    pub audiences: Vec<String>,
+    /// May introspect every token.
+    pub introspect_any: bool,
+}
+
+/// Registers a client with the given secret, scopes and audiences (see [`register`]).
 pub async fn create(
     pool: &AnyPool,
     client_id: &str,
@@ -54,16 +64,45 @@ pub async fn create(
     scopes: &[String],
     audiences: &[String],
 ) -> anyhow::Result<()> {
+    let registration =
+        Registration { scopes: scopes.to_vec(), audiences: audiences.to_vec(), introspect_any: false };
+    register(pool, client_id, secret, &registration).await
+}
+
+/// Registers a client, created now (by the system clock: nothing expires by a client's
+/// creation date). Fails if the id exists.
+pub async fn register(
+    pool: &AnyPool,
+    client_id: &str,
+    secret: &SecretString,
+    registration: &Registration,
+) -> anyhow::Result<()> {
     anyhow::ensure!(valid_id(client_id), "client id must be 1-128 characters of A-Z a-z 0-9 . _ - :");
-    anyhow::ensure!(!audiences.is_empty(), "a client needs at least one audience");
-    for value in scopes.iter().chain(audiences) {
+    anyhow::ensure!(!registration.audiences.is_empty(), "a client needs at least one audience");
+    for value in registration.scopes.iter().chain(&registration.audiences) {
         anyhow::ensure!(valid_id(value), "invalid scope or audience {value:?}");
     }
     let secret_hash = hash_token(secret.expose_secret());
-    match store::insert(pool, client_id, &secret_hash, scopes, audiences, unix_now_i64()).await? {
+    let client = NewClient {
+        client_id,
+        secret_hash: &secret_hash,
+        scopes: &registration.scopes,
+        audiences: &registration.audiences,
+        introspect_any: registration.introspect_any,
+    };
+    match store::insert(pool, &client, unix_now_i64()).await? {
         Inserted::Created => Ok(()),
         Inserted::Exists => anyhow::bail!("client {client_id:?} already exists"),
     }
+}
+
+/// Whether `caller` may learn that a token is active (DESIGN.md's rule, RFC 7662 §4): the
+/// token's own client, a client its `aud` names (a resource server checking what it was sent),
+/// or one registered with `--introspect`.
+pub fn may_introspect(caller: &Client, token_client: &str, token_audiences: &[String]) -> bool {
+    caller.introspect_any
+        || caller.client_id == token_client
+        || token_audiences.contains(&caller.client_id)
 }
 
 /// Checks a client's credentials in constant time. `None` for an unknown id or wrong secret.

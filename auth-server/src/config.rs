@@ -158,10 +158,14 @@ pub enum ClientsCommand {
         /// Audience the client's tokens are for (repeatable).
         #[arg(long = "audience", required = true)]
         audiences: Vec<String>,
+        /// May introspect every token (a gateway); without it a client learns only about
+        /// tokens issued to it or naming it in `aud`.
+        #[arg(long)]
+        introspect: bool,
     },
     /// List clients (never their secrets).
     List,
-    /// Delete a client.
+    /// Delete a client, revoking its live tokens and ending its sessions.
     Delete {
         /// Client id.
         client_id: String,

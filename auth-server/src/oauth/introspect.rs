@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::request::{OAuthForm, OAuthRequest};
 use super::revoke::TokenReference;
 use super::{OAuthError, OAuthErrorBody};
+use crate::clients::may_introspect;
 use crate::routes::no_store_headers;
 use crate::state::AppState;
 use crate::store::sessions::{self as store, RefreshTokenState};
@@ -54,7 +55,9 @@ pub(super) struct Introspection {
 }
 
 /// Tells an authenticated client whether a token is active. Revoked, expired, unknown and
-/// malformed tokens are all just `{"active": false}`.
+/// malformed tokens are all just `{"active": false}`, and so is every token the caller may not
+/// know about: only the token's own client, a client its `aud` names, or one registered with
+/// `clients create --introspect` learns that it is active.
 #[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth2",
     request_body(content = OAuthForm<TokenReference>, content_type = "application/x-www-form-urlencoded"),
     responses(
@@ -83,6 +86,10 @@ async fn introspect_token(
     let token = request.params.token();
 
     if let Some(claims) = state.verify_unrevoked(token).await? {
+        if !may_introspect(caller, &claims.client_id, &claims.aud) {
+            tracing::info!("introspection of a token not issued to or meant for the caller");
+            return Ok(Introspection::default());
+        }
         return Ok(Introspection {
             active: true,
             token_type: Some("access_token".into()),
@@ -102,7 +109,10 @@ async fn introspect_token(
     let Some(record) = store::find_refresh_token(&state.pool, &hash_token(token)).await? else {
         return Ok(Introspection::default());
     };
-    if record.state(state.clock.now()) != RefreshTokenState::Active {
+    // A refresh token is for its client alone: it has no audience.
+    if record.state(state.clock.now()) != RefreshTokenState::Active
+        || !may_introspect(caller, &record.client_id, &[])
+    {
         return Ok(Introspection::default());
     }
     Ok(Introspection {

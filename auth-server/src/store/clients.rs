@@ -12,6 +12,8 @@ pub struct Client {
     pub scopes: Vec<String>,
     /// Audiences its tokens are for.
     pub audiences: Vec<String>,
+    /// May introspect every token, not only those issued to it or naming it in `aud`.
+    pub introspect_any: bool,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -38,6 +40,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredClient, sqlx::Error> {
             client_id: row.try_get("client_id")?,
             scopes: super::split_list(&scopes),
             audiences: super::split_list(&audiences),
+            introspect_any: row.try_get::<i64, _>("introspect_any")? != 0,
             created_at: row.try_get("created_at")?,
         },
         secret_hash: row.try_get("secret_hash")?,
@@ -53,23 +56,33 @@ pub enum Inserted {
     Exists,
 }
 
+/// A client to insert.
+#[derive(Debug)]
+pub struct NewClient<'a> {
+    /// Its id.
+    pub client_id: &'a str,
+    /// SHA-256 hex of its secret.
+    pub secret_hash: &'a str,
+    /// Scopes it may request.
+    pub scopes: &'a [String],
+    /// Audiences of its tokens.
+    pub audiences: &'a [String],
+    /// May introspect every token.
+    pub introspect_any: bool,
+}
+
 /// Inserts a client.
-#[tracing::instrument(skip(pool, secret_hash), err(level = "debug"))]
-pub async fn insert(
-    pool: &AnyPool,
-    client_id: &str,
-    secret_hash: &str,
-    scopes: &[String],
-    audiences: &[String],
-    now: i64,
-) -> Result<Inserted, sqlx::Error> {
+#[tracing::instrument(skip_all, fields(client_id = client.client_id), err(level = "debug"))]
+pub async fn insert(pool: &AnyPool, client: &NewClient<'_>, now: i64) -> Result<Inserted, sqlx::Error> {
     let result = sqlx::query(
-        "INSERT INTO clients (client_id, secret_hash, scopes, audiences, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO clients (client_id, secret_hash, scopes, audiences, introspect_any, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(client_id)
-    .bind(secret_hash)
-    .bind(scopes.join(" "))
-    .bind(audiences.join(" "))
+    .bind(client.client_id)
+    .bind(client.secret_hash)
+    .bind(client.scopes.join(" "))
+    .bind(client.audiences.join(" "))
+    .bind(i64::from(client.introspect_any))
     .bind(now)
     .execute(pool)
     .await;
@@ -97,10 +110,25 @@ pub async fn list(pool: &AnyPool) -> Result<Vec<Client>, sqlx::Error> {
     rows.iter().map(|row| from_row(row).map(|stored| stored.client)).collect()
 }
 
-/// Deletes a client; returns whether it existed.
+/// Deletes a client and, in the same transaction, ends its sessions and cuts off every token
+/// issued to it up to `now` (its service tokens have `sub` = its id). Returns whether it
+/// existed.
 #[tracing::instrument(skip(pool), err(level = "debug"))]
-pub async fn delete(pool: &AnyPool, client_id: &str) -> Result<bool, sqlx::Error> {
-    let result =
-        sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(pool).await?;
-    Ok(result.rows_affected() > 0)
+pub async fn delete(
+    pool: &AnyPool,
+    client_id: &str,
+    now: i64,
+    revoked_until: i64,
+) -> Result<bool, sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+        .bind(client_id)
+        .execute(&mut *transaction)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    super::sessions::end_all_of_client(&mut transaction, client_id, now, revoked_until).await?;
+    transaction.commit().await?;
+    Ok(true)
 }

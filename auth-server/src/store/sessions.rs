@@ -266,3 +266,28 @@ pub async fn end_all_of_user(
     transaction.commit().await?;
     Ok(sids.len())
 }
+
+/// Ends every live session of a client and cuts off every token of the subject `client_id`
+/// issued up to `now`, on the caller's transaction (see [`super::clients::delete`]).
+pub(super) async fn end_all_of_client(
+    connection: &mut AnyConnection,
+    client_id: &str,
+    now: i64,
+    revoked_until: i64,
+) -> Result<(), sqlx::Error> {
+    let sids: Vec<String> =
+        sqlx::query_scalar("SELECT sid FROM sessions WHERE client_id = $1 AND revoked_at IS NULL")
+            .bind(client_id)
+            .fetch_all(&mut *connection)
+            .await?;
+    for sid in &sids {
+        end_on(connection, sid, now, revoked_until).await?;
+    }
+    let cutoff = Revocation {
+        kind: RevocationKind::Subject,
+        id: client_id.to_owned(),
+        not_before: now + 1,
+        expires_at: revoked_until,
+    };
+    revocations::upsert(connection, &cutoff).await
+}

@@ -121,6 +121,19 @@ impl TestApp {
         secrecy::ExposeSecret::expose_secret(&secret).to_owned()
     }
 
+    /// Registers a client that may introspect every token (`clients create --introspect`);
+    /// returns its secret.
+    pub(crate) async fn create_introspecting_client(&self, client_id: &str) -> String {
+        let secret = auth_server::clients::generate_secret();
+        let registration = auth_server::clients::Registration {
+            scopes: Vec::new(),
+            audiences: vec!["users-service".into()],
+            introspect_any: true,
+        };
+        auth_server::clients::register(&self.state.pool, client_id, &secret, &registration).await.unwrap();
+        secrecy::ExposeSecret::expose_secret(&secret).to_owned()
+    }
+
     /// The current JWKS.
     pub(crate) async fn jwks(&self) -> Value {
         self.get("/.well-known/jwks.json").await.json().await.unwrap()

@@ -2,13 +2,14 @@
 //! (RFC 7662), the signed revocation feed, and disabling a user.
 use crate::common;
 
+use clap::Parser as _;
 use common::{TestApp, decode_part, lists, status_and_json};
 use serde_json::{Value, json};
 use shared_auth::jws::{JwkSet, VerifyingKey, split_compact};
 
-/// A client registered to introspect and revoke; returns its secret.
+/// A client registered to introspect every token (`--introspect`); returns its secret.
 async fn introspector(app: &TestApp) -> String {
-    app.create_client("gateway", &["users:read"], &["users-service"]).await
+    app.create_introspecting_client("gateway").await
 }
 
 fn claim(token: &Value, name: &str) -> String {
@@ -208,7 +209,7 @@ async fn revoking_an_unknown_or_malformed_token_is_200_and_changes_nothing() {
 async fn a_client_cannot_revoke_another_clients_token_but_can_revoke_its_own() {
     let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
     let owner_secret = app.create_client("reports", &["users:read"], &["users-service"]).await;
-    let other_secret = app.create_client("billing", &["users:read"], &["users-service"]).await;
+    let other_secret = app.create_introspecting_client("billing").await;
     let token = app.client_token("reports", &owner_secret).await;
     let access_token = token["access_token"].as_str().unwrap();
 
@@ -426,4 +427,59 @@ async fn insert_revocation(app: &TestApp, jti: &str, not_before: i64, expires_at
     let revocation = Revocation { kind: RevocationKind::Token, id: jti.to_owned(), not_before, expires_at };
     let mut connection = app.state.pool.acquire().await.unwrap();
     revocations::upsert(&mut connection, &revocation).await.unwrap();
+}
+
+/// DESIGN.md's introspection rule: the token's own client, a client its `aud` names, or one
+/// registered with `--introspect`; everyone else learns nothing (`active: false`).
+#[tokio::test]
+async fn only_the_tokens_client_its_audience_or_an_introspector_learns_that_it_is_active() {
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    let reports = app.create_client("reports", &["users:read"], &["users-service"]).await;
+    // A resource server's own client: its id is in every user token's `aud`.
+    let users_service = app.create_client("users-service", &[], &["orders-service"]).await;
+    let outsider = app.create_client("billing", &["users:read"], &["users-service"]).await;
+    let gateway = app.create_introspecting_client("gateway").await;
+    let service_token =
+        app.client_token("reports", &reports).await["access_token"].as_str().unwrap().to_owned();
+    let login = app.registered_login("ivy", "ivy-password").await;
+    let user_token = login["access_token"].as_str().unwrap();
+    let refresh_token = login["refresh_token"].as_str().unwrap();
+
+    let active = |body: Value| body["active"] == true;
+    // The service token: issued to reports, for users-service.
+    assert!(active(app.introspect("reports", &reports, &service_token).await), "its own client");
+    assert!(active(app.introspect("users-service", &users_service, &service_token).await), "its audience");
+    assert!(active(app.introspect("gateway", &gateway, &service_token).await), "--introspect");
+    assert_eq!(app.introspect("billing", &outsider, &service_token).await, json!({"active": false}));
+    // The user's tokens: issued to the first-party client, for users-service and orders-service.
+    assert!(active(app.introspect("users-service", &users_service, user_token).await), "its audience");
+    assert_eq!(app.introspect("reports", &reports, user_token).await, json!({"active": false}));
+    assert_eq!(app.introspect("billing", &outsider, user_token).await, json!({"active": false}));
+    // A refresh token has no audience: only an introspector may look.
+    assert!(active(app.introspect("gateway", &gateway, refresh_token).await));
+    assert_eq!(
+        app.introspect("users-service", &users_service, refresh_token).await,
+        json!({"active": false})
+    );
+}
+
+/// `clients delete` revokes what the client holds: its live service tokens are listed (a
+/// subject cut-off), introspection calls them inactive, and the secret no longer works.
+#[tokio::test]
+async fn deleting_a_client_revokes_its_live_tokens() {
+    let app = TestApp::start(testkit::TestDatabase::sqlite()).await;
+    let secret = app.create_client("reports", &["users:read"], &["users-service"]).await;
+    let gateway = introspector(&app).await;
+    let token = app.client_token("reports", &secret).await["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.introspect("gateway", &gateway, &token).await["active"], true);
+
+    let command = auth_server::config::Cli::parse_from(["auth-server", "clients", "delete", "reports"]);
+    auth_server::cli::run_on(&app.state, command.command.unwrap()).await.unwrap();
+
+    assert_eq!(app.introspect("gateway", &gateway, &token).await, json!({"active": false}));
+    let list = app.revocation_list().await;
+    assert!(list.subjects.iter().any(|cutoff| cutoff.id == "reports"), "{:?}", list.subjects);
+    let again =
+        app.post_form_as("/oauth2/token", "reports", &secret, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(again.status(), 401);
 }

@@ -36,3 +36,7 @@ CREATE TABLE rate_limits (
     count        BIGINT NOT NULL,
     window_start BIGINT NOT NULL
 );
+
+-- 1 for a client that may introspect every token (`clients create --introspect`); others only
+-- learn about tokens issued to them or meant for them (an `aud` naming them).
+ALTER TABLE clients ADD COLUMN introspect_any BIGINT NOT NULL DEFAULT 0;
