@@ -110,6 +110,13 @@ impl KeyRing {
     ) -> anyhow::Result<Self> {
         // The auth server's own verifier (logout, introspection) reads time from the same clock.
         let verifier_keys = KeyCache::with_clock(KeyCacheSettings::new(issuer), clock.clone())?;
+        if settings.encryption_key.is_none() {
+            tracing::warn!(
+                "KEY_ENCRYPTION_KEY is not set: private signing keys are stored UNENCRYPTED in the database; \
+                 anyone who can read it can forge tokens every service accepts. Set KEY_ENCRYPTION_KEY \
+                 (32 bytes, base64) in production."
+            );
+        }
         let inner = Inner { pool, clock, settings, state: RwLock::new(None), verifier_keys };
         let ring = Self { inner: Arc::new(inner) };
         if ring.reload().await.is_err() {

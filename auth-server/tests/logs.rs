@@ -51,6 +51,10 @@ async fn authorization_headers_passwords_and_tokens_never_reach_the_logs() {
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("login succeeded"), "the capture did not see the server's logs");
+    assert!(
+        logs.contains("WARN") && logs.contains("KEY_ENCRYPTION_KEY is not set"),
+        "no warning about plain keys"
+    );
     for secret in ["olga-secret-password", token, refresh, &secret, &service_token] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }

@@ -47,9 +47,19 @@ pub async fn connect(
     let url = match &storage.database_url {
         Some(url) => url.expose_secret().to_owned(),
         None => {
-            std::fs::create_dir_all(&storage.data_dir)
-                .with_context(|| format!("failed to create data dir {}", storage.data_dir.display()))?;
-            sqlite_url(&storage.data_dir.join(sqlite_file))
+            // The database holds credentials: only this service's user may read it (see
+            // `files`). SQLite gives its -wal and -shm files the database file's mode.
+            crate::files::private_dir(&storage.data_dir)
+                .with_context(|| format!("failed to prepare data dir {}", storage.data_dir.display()))?;
+            let database = storage.data_dir.join(sqlite_file);
+            crate::files::private_file(&database)?;
+            for suffix in ["-wal", "-shm"] {
+                let companion = storage.data_dir.join(format!("{sqlite_file}{suffix}"));
+                if companion.exists() {
+                    crate::files::private_file(&companion)?;
+                }
+            }
+            sqlite_url(&database)
         }
     };
     connect_url(&url, migrator).await

@@ -51,6 +51,7 @@ pub mod auth_args;
 pub mod db;
 mod docs;
 pub mod error;
+pub mod files;
 pub mod healthcheck;
 mod layers;
 pub mod metrics;

@@ -47,3 +47,26 @@ testkit::on_both_backends! {
         assert_eq!(left, ["pair:bob|198.51.100.7"], "only the failure counts stay");
     }
 }
+
+/// The data directory and the SQLite files in it are the service user's alone: they hold
+/// password hashes and, without a key encryption key, the private signing keys.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_is_0700_and_the_database_files_0600() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("data");
+    let mut config = <auth_server::config::Cli as clap::Parser>::parse_from(["auth-server"]).config;
+    config.storage.data_dir = data_dir.clone();
+    config.storage.database_url = None;
+
+    let state = auth_server::build_state(config).await.unwrap();
+    // A write, so that SQLite has its -wal and -shm files.
+    sqlx::query("DELETE FROM rate_limits").execute(&state.pool).await.unwrap();
+
+    assert_eq!(mode(&data_dir), 0o700);
+    for file in ["auth.sqlite", "auth.sqlite-wal", "auth.sqlite-shm"] {
+        assert_eq!(mode(&data_dir.join(file)), 0o600, "{file}");
+    }
+}
