@@ -1,5 +1,6 @@
 //! A stand-in auth server: publishes discovery, a key set and an (empty) revocation list, and
-//! signs whatever claims a test asks for.
+//! signs whatever claims a test asks for. A test that forges tokens byte by byte can have it
+//! publish keys the test holds as well ([`FakeIssuer::start_publishing`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use shared_auth::AccessClaims;
 use shared_auth::claims::ACCESS_TOKEN_TYPE;
-use shared_auth::jws::{self, Algorithm, JwkSet, SigningKey};
+use shared_auth::jws::{self, Algorithm, Jwk, JwkSet, SigningKey};
 use shared_auth::revocation::{REVOCATION_LIST_TYPE, RevocationList};
 use shared_auth::time::unix_now_i64;
 
@@ -30,6 +31,8 @@ impl std::fmt::Debug for FakeIssuer {
 struct Inner {
     key: SigningKey,
     kid: String,
+    /// Public keys published besides its own, whose private halves a test holds.
+    published: Vec<Jwk>,
     jwks_fetches: AtomicUsize,
     token_requests: AtomicUsize,
 }
@@ -42,6 +45,17 @@ impl FakeIssuer {
 
     /// Starts an issuer with a fresh key of `algorithm`.
     pub async fn start_with(algorithm: Algorithm) -> Self {
+        Self::start_inner(algorithm, Vec::new()).await
+    }
+
+    /// Starts an issuer with a fresh EdDSA key that also publishes `keys` in its key set: for
+    /// tests that sign tokens themselves (forged headers, several algorithms) with keys they
+    /// hold. Its own key still signs [`sign`](Self::sign) and the revocation list.
+    pub async fn start_publishing(keys: impl IntoIterator<Item = Jwk>) -> Self {
+        Self::start_inner(Algorithm::EdDSA, keys.into_iter().collect()).await
+    }
+
+    async fn start_inner(algorithm: Algorithm, published: Vec<Jwk>) -> Self {
         let key = SigningKey::generate(algorithm).unwrap();
         let kid = key.verifying_key().thumbprint();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -51,6 +65,7 @@ impl FakeIssuer {
             inner: Arc::new(Inner {
                 key,
                 kid,
+                published,
                 jwks_fetches: AtomicUsize::new(0),
                 token_requests: AtomicUsize::new(0),
             }),
@@ -67,9 +82,11 @@ impl FakeIssuer {
         issuer
     }
 
-    /// The public key set.
+    /// The public key set: its own key, then any published with
+    /// [`start_publishing`](Self::start_publishing).
     pub fn jwks(&self) -> JwkSet {
-        JwkSet { keys: vec![self.inner.key.verifying_key().to_jwk(&self.inner.kid)] }
+        let own = self.inner.key.verifying_key().to_jwk(&self.inner.kid);
+        JwkSet { keys: std::iter::once(own).chain(self.inner.published.iter().cloned()).collect() }
     }
 
     /// How often the key set was fetched.
@@ -162,4 +179,28 @@ async fn token(State(issuer): State<FakeIssuer>, body: String) -> axum::response
         "scope": "users:read",
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_a_test_holds_are_published_after_the_issuers_own() {
+        let held = SigningKey::generate(Algorithm::ES256).unwrap();
+        let issuer = FakeIssuer::start_publishing([held.verifying_key().to_jwk("held")]).await;
+
+        let served: JwkSet = reqwest::get(format!("{}/.well-known/jwks.json", issuer.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+
+        assert_eq!(served, issuer.jwks());
+        let kids: Vec<Option<&str>> = served.keys.iter().map(|key| key.kid.as_deref()).collect();
+        assert_eq!(kids, [Some(issuer.inner.kid.as_str()), Some("held")]);
+        assert_eq!(served.keys[1], held.verifying_key().to_jwk("held"));
+        assert_eq!(issuer.jwks_fetches(), 1);
+    }
 }

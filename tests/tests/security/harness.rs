@@ -3,26 +3,23 @@
 //! header and payload bytes by hand, and one checker that asserts the exact RFC 6750 outcome of
 //! a table of cases.
 //!
-//! testkit's `FakeIssuer` signs only the headers it writes itself and keeps its key private, so
-//! forging `typ`, `crit` or a `kid` that names another algorithm's key needs this issuer instead:
-//! the same discovery and JWKS endpoints, three keys (EdDSA, ES256, RS256) the tests can sign
-//! anything with.
+//! The issuer is testkit's `FakeIssuer`, publishing three keys (EdDSA, ES256, RS256) whose
+//! private halves this module holds ([`trusted_keys`]), so the tests can sign anything with
+//! them: a forged `typ`, a `crit`, a `kid` that names another algorithm's key.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser as _;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared_auth::VerifyError;
-use shared_auth::jws::{Algorithm, Jwk, JwkSet, SigningKey, VerifyingKey};
+use shared_auth::jws::{Algorithm, Jwk, SigningKey, VerifyingKey};
 use shared_auth::time::unix_now_i64;
-use testkit::TestDatabase;
+use testkit::{FakeIssuer, TestDatabase};
 
 /// Key ids the trusted issuer publishes.
 pub(crate) const KID_EDDSA: &str = "trusted-eddsa";
@@ -90,47 +87,9 @@ pub(crate) fn trusted_public(kid: &str) -> VerifyingKey {
     trusted_keys().by_kid(kid).verifying_key()
 }
 
-/// An auth-server stand-in on a loopback port: discovery and the JWKS of [`trusted_keys`].
-#[derive(Clone)]
-pub(crate) struct TrustedIssuer {
-    /// Base URL, the `iss` of its tokens.
-    pub url: String,
-    jwks_fetches: Arc<AtomicUsize>,
-}
-
-impl TrustedIssuer {
-    /// Starts the issuer.
-    pub(crate) async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = Self {
-            url: format!("http://{}", listener.local_addr().unwrap()),
-            jwks_fetches: Arc::new(AtomicUsize::new(0)),
-        };
-        let router = Router::new()
-            .route("/.well-known/oauth-authorization-server", get(metadata))
-            .route("/.well-known/jwks.json", get(jwks))
-            .with_state(issuer.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        issuer
-    }
-
-    /// How often the key set was fetched.
-    pub(crate) fn jwks_fetches(&self) -> usize {
-        self.jwks_fetches.load(Ordering::SeqCst)
-    }
-}
-
-async fn metadata(State(issuer): State<TrustedIssuer>) -> axum::Json<Value> {
-    axum::Json(json!({
-        "issuer": issuer.url,
-        "jwks_uri": format!("{}/.well-known/jwks.json", issuer.url),
-    }))
-}
-
-async fn jwks(State(issuer): State<TrustedIssuer>) -> axum::Json<JwkSet> {
-    issuer.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    let keys = trusted_keys().all().iter().map(|(kid, key)| key.verifying_key().to_jwk(kid)).collect();
-    axum::Json(JwkSet { keys })
+/// An issuer on a loopback port publishing the [`trusted_keys`].
+pub(crate) async fn trusted_issuer() -> FakeIssuer {
+    FakeIssuer::start_publishing(trusted_keys().all().map(|(kid, key)| key.verifying_key().to_jwk(kid))).await
 }
 
 /// base64url without padding.
@@ -206,12 +165,12 @@ fn storage(database: &TestDatabase) -> (Option<SecretString>, std::path::PathBuf
     (Some(SecretString::from(database.url.clone())), database.dir.path().to_path_buf())
 }
 
-/// users-service, in-process on a loopback port, trusting a [`TrustedIssuer`].
+/// users-service, in-process on a loopback port, trusting the [`trusted_issuer`].
 pub(crate) struct UsersApp {
     /// Base URL.
     pub url: String,
     /// The issuer it trusts.
-    pub issuer: TrustedIssuer,
+    pub issuer: FakeIssuer,
     /// The router, for `oneshot` calls that skip the socket.
     pub router: Router,
     /// HTTP client.
@@ -223,7 +182,7 @@ impl UsersApp {
     /// Starts users-service with fresh keys loaded, and proves a genuine token is accepted, so
     /// every rejection a test sees is the forgery's doing.
     pub(crate) async fn start() -> Self {
-        let issuer = TrustedIssuer::start().await;
+        let issuer = trusted_issuer().await;
         let database = TestDatabase::sqlite();
         let testkit::StartedService { url, router, .. } = testkit::start_resource_service(
             &users_service::SERVICE,
@@ -503,20 +462,20 @@ impl AuthApp {
     }
 }
 
-/// orders-service in-process against a [`TrustedIssuer`], without a users-service (orders are
-/// created without a customer name).
+/// orders-service in-process against the [`trusted_issuer`], without a users-service (orders
+/// are created without a customer name).
 pub(crate) struct OrdersApp {
     /// The router, for `oneshot` calls.
     pub router: Router,
     /// The issuer it trusts.
-    pub issuer: TrustedIssuer,
+    pub issuer: FakeIssuer,
     _database: TestDatabase,
 }
 
 impl OrdersApp {
     /// Starts orders-service with keys loaded.
     pub(crate) async fn start() -> Self {
-        let issuer = TrustedIssuer::start().await;
+        let issuer = trusted_issuer().await;
         let database = TestDatabase::sqlite();
         let started = testkit::start_resource_service(
             &orders_service::SERVICE,
