@@ -265,7 +265,8 @@ impl Launcher {
     pub async fn seed(&self) -> anyhow::Result<String> {
         let auth = &self.services.auth_server().name;
         let mut command = self.command(auth, &["demo-seed"])?;
-        command.env("DEMO_CLIENT_SECRET", self.secret());
+        // Errors only: what it warns about at start, the server it seeds warns about again.
+        command.env("DEMO_CLIENT_SECRET", self.secret()).env("RUST_LOG", "error");
         finish(command, auth, &["demo-seed"]).await
     }
 
