@@ -12,7 +12,7 @@ fn request() -> TokenRequest {
     TokenRequest {
         subject: "01a22726-3cb2-770e-bc03-86c75dc48ba2".into(),
         client_id: "platform".into(),
-        scope: "profile orders".into(),
+        scope: "profile:read profile:write orders:read orders:write".into(),
         audiences: vec!["users-service".into(), "orders-service".into()],
         roles: vec![],
         username: Some("alice".into()),

@@ -100,9 +100,7 @@ pub async fn register(
 /// token's own client, a client its `aud` names (a resource server checking what it was sent),
 /// or one registered with `--introspect`.
 pub fn may_introspect(caller: &Client, token_client: &str, token_audiences: &[String]) -> bool {
-    caller.introspect_any
-        || caller.client_id == token_client
-        || token_audiences.contains(&caller.client_id)
+    caller.introspect_any || caller.client_id == token_client || token_audiences.contains(&caller.client_id)
 }
 
 /// Checks a client's credentials in constant time. `None` for an unknown id or wrong secret.

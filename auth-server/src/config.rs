@@ -56,7 +56,12 @@ pub struct Config {
     )]
     pub token_audiences: Vec<String>,
     /// Scope granted to users at login (space-separated).
-    #[arg(long, env = "USER_SCOPE", default_value = "profile orders", global = true)]
+    #[arg(
+        long,
+        env = "USER_SCOPE",
+        default_value = "profile:read profile:write orders:read orders:write",
+        global = true
+    )]
     pub user_scope: String,
     /// Algorithm of newly generated signing keys: EdDSA, ES256 or RS256.
     #[arg(long, env = "SIGNING_ALG", default_value = "EdDSA", global = true)]

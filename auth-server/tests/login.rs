@@ -14,7 +14,7 @@ testkit::on_both_backends! {
 
         assert_eq!(body["token_type"], "Bearer");
         assert_eq!(body["expires_in"], 900);
-        assert_eq!(body["scope"], "profile orders");
+        assert_eq!(body["scope"], "profile:read profile:write orders:read orders:write");
         assert!(body["refresh_token"].as_str().unwrap().len() >= 43);
         let token = body["access_token"].as_str().unwrap();
         let header = decode_part(token, 0);

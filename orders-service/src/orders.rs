@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use service_kit::problem::{AppJson, AppPath, Problem};
 use service_kit::{ProtectedResponses, ServiceError as ApiError};
-use shared_auth::AuthenticatedUser;
+use shared_auth::UserScoped;
 use shared_auth::time::unix_now_i64;
 use sqlx::{AnyPool, Row as _};
 use utoipa::ToSchema;
@@ -13,6 +13,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+
+shared_auth::scope!(
+    /// Read your own orders.
+    pub OrdersRead = "orders:read"
+);
+shared_auth::scope!(
+    /// Place orders.
+    pub OrdersWrite = "orders:write"
+);
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_order, list_orders)).routes(routes!(get_order))
@@ -150,7 +159,7 @@ async fn list_for(pool: &AnyPool, user_id: &str) -> Result<Vec<Order>, sqlx::Err
 
 /// Places an order for the caller. The customer's display name is looked up in users-service
 /// with this service's own token; if that fails the order is still created.
-#[utoipa::path(post, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/orders", tag = "orders", security(("bearer" = ["orders:write"])),
     request_body = NewOrder,
     responses(
         (status = 201, description = "Order created", body = Order),
@@ -161,7 +170,7 @@ async fn list_for(pool: &AnyPool, user_id: &str) -> Result<Vec<Order>, sqlx::Err
 #[tracing::instrument(skip_all, fields(user_id = %user.sub, client_id = %user.client_id))]
 async fn create_order(
     State(state): State<AppState>,
-    user: AuthenticatedUser,
+    user: UserScoped<OrdersWrite>,
     AppJson(order): AppJson<NewOrder>,
 ) -> Result<(StatusCode, AppJson<Order>), ApiError> {
     let item = Item::try_from(order.item.as_str())?;
@@ -180,21 +189,21 @@ async fn create_order(
 }
 
 /// The caller's orders, newest first.
-#[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = ["orders:read"])),
     responses(
         (status = 200, description = "The caller's orders", body = Vec<Order>),
         ProtectedResponses))]
 #[tracing::instrument(skip_all, fields(user_id = %user.sub, client_id = %user.client_id))]
 async fn list_orders(
     State(state): State<AppState>,
-    user: AuthenticatedUser,
+    user: UserScoped<OrdersRead>,
 ) -> Result<AppJson<Vec<Order>>, ApiError> {
     Ok(AppJson(list_for(&state.pool, &user.sub).await?))
 }
 
 /// One order: the caller's own, or any for role `admin`. Someone else's order is a 404, so
 /// order ids cannot be probed.
-#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = ["orders:read"])),
     params(("id" = String, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = Order),
@@ -203,7 +212,7 @@ async fn list_orders(
 #[tracing::instrument(skip_all, fields(user_id = %user.sub, client_id = %user.client_id, order_id = ?id))]
 async fn get_order(
     State(state): State<AppState>,
-    user: AuthenticatedUser,
+    user: UserScoped<OrdersRead>,
     AppPath(id): AppPath<String>,
 ) -> Result<AppJson<Order>, ApiError> {
     let order = find(&state.pool, &id).await?.ok_or(ApiError::NotFound)?;

@@ -168,3 +168,19 @@ async fn oversized_and_malformed_bodies_are_4xx_problems() {
     assert_eq!(malformed.status(), 400);
     assert_eq!(malformed.headers()["content-type"], "application/problem+json");
 }
+
+/// Each operation declares its scope in the OpenAPI document and its extractor enforces it: a
+/// token narrowed to the profile scopes cannot place orders, and so on.
+#[tokio::test]
+async fn every_operation_requires_the_scope_its_openapi_security_names() {
+    let app = TestApp::start(TestDatabase::sqlite(), false).await;
+
+    let mut checked =
+        testkit::scopes::assert_documented_scopes_are_enforced(&app.url, &app.issuer, "orders-service").await;
+
+    checked.sort();
+    assert_eq!(
+        checked,
+        ["GET /v1/orders orders:read", "GET /v1/orders/{id} orders:read", "POST /v1/orders orders:write"]
+    );
+}

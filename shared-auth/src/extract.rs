@@ -1,4 +1,10 @@
-//! axum extractors: `Authenticated` for any valid token, scope and role checks that yield 403.
+//! axum extractors: `Authenticated` for any valid token, [`Scoped`] and [`UserScoped`] for a
+//! token that carries the scope an operation needs, and role checks that yield 403.
+//!
+//! Scopes follow one scheme, `<resource>:<action>`: `profile:read` and `profile:write` (your
+//! own profile), `orders:read` and `orders:write` (your own orders), `users:read` (anyone's
+//! profile, for services). A service names each scope once, as a type ([`scope!`]), and the
+//! handler's extractor enforces it.
 //!
 //! Responses follow RFC 6750 §3: no token, or credentials of another scheme (`Basic …`) → 401
 //! with a bare `Bearer` challenge; a malformed `Bearer` header → 400 `invalid_request`; a bad token → 401 `invalid_token`; a valid
@@ -32,9 +38,17 @@ pub enum AuthError {
     /// The token failed verification: 401 `invalid_token`.
     #[error("invalid token: {0}")]
     InvalidToken(VerifyError),
-    /// Valid token without the scope, role or kind of principal needed: 403.
+    /// Valid token without the scope needed: 403 `insufficient_scope` naming the scope.
     #[error("insufficient scope: requires {0}")]
     InsufficientScope(String),
+    /// Valid token without the role needed: 403 `insufficient_scope`. Roles are not scopes, so
+    /// the challenge names none (RFC 6750's `scope` attribute lists scopes the client could ask
+    /// for, and no client can ask for a role).
+    #[error("requires role {0}")]
+    MissingRole(String),
+    /// A service (client-credentials) token on an operation for people: 403.
+    #[error("requires a user token")]
+    NotAUser,
     /// No usable keys: 503.
     #[error("token verification keys unavailable")]
     Unavailable,
@@ -59,7 +73,17 @@ impl IntoResponse for AuthError {
             Self::InsufficientScope(needed) => (
                 StatusCode::FORBIDDEN,
                 format!(r#"Bearer error="insufficient_scope", scope="{needed}""#),
-                format!("requires {needed}"),
+                format!("requires scope {needed}"),
+            ),
+            Self::MissingRole(role) => (
+                StatusCode::FORBIDDEN,
+                r#"Bearer error="insufficient_scope""#.to_owned(),
+                format!("requires role {role}"),
+            ),
+            Self::NotAUser => (
+                StatusCode::FORBIDDEN,
+                r#"Bearer error="insufficient_scope""#.to_owned(),
+                "requires a user token".to_owned(),
             ),
             Self::Unavailable => {
                 return problem::unavailable(5, "token verification keys are not available");
@@ -92,12 +116,12 @@ impl Authenticated {
 
     /// 403 unless the token carries `role`.
     pub fn require_role(&self, role: &str) -> Result<(), AuthError> {
-        if self.has_role(role) { Ok(()) } else { Err(AuthError::InsufficientScope(format!("role:{role}"))) }
+        if self.has_role(role) { Ok(()) } else { Err(AuthError::MissingRole(role.into())) }
     }
 
     /// 403 for service (client-credentials) tokens on routes meant for people.
     pub fn require_user(&self) -> Result<(), AuthError> {
-        if self.is_user() { Ok(()) } else { Err(AuthError::InsufficientScope("user".into())) }
+        if self.is_user() { Ok(()) } else { Err(AuthError::NotAUser) }
     }
 }
 
@@ -215,6 +239,86 @@ where
     }
 }
 
+/// A scope an operation needs, as a type, for [`Scoped`] and [`UserScoped`]. Declare one with
+/// [`scope!`].
+pub trait RequiredScope: Send + Sync + 'static {
+    /// The scope, `<resource>:<action>`.
+    const SCOPE: &'static str;
+}
+
+/// Declares a [`RequiredScope`] type: `shared_auth::scope!(pub OrdersWrite = "orders:write");`.
+/// The operation's OpenAPI `security` should list the same string; a test can check it (see
+/// the services' tests).
+#[macro_export]
+macro_rules! scope {
+    ($(#[$meta:meta])* $vis:vis $name:ident = $scope:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        $vis struct $name;
+
+        impl $crate::extract::RequiredScope for $name {
+            const SCOPE: &'static str = $scope;
+        }
+    };
+}
+
+/// A request with a valid token that carries the scope `S` (else 403 `insufficient_scope`
+/// naming it).
+#[derive(Debug, Clone)]
+pub struct Scoped<S>(pub Authenticated, std::marker::PhantomData<S>);
+
+impl<S> std::ops::Deref for Scoped<S> {
+    type Target = AccessClaims;
+    fn deref(&self) -> &AccessClaims {
+        &self.0
+    }
+}
+
+impl<S, State> FromRequestParts<State> for Scoped<S>
+where
+    S: RequiredScope,
+    Verifier: FromRef<State>,
+    State: Send + Sync,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Self::Rejection> {
+        let authenticated =
+            <Authenticated as FromRequestParts<State>>::from_request_parts(parts, state).await?;
+        authenticated.require_scope(S::SCOPE)?;
+        Ok(Self(authenticated, std::marker::PhantomData))
+    }
+}
+
+/// A request with a valid *user* token that carries the scope `S`: service tokens get 403, and
+/// so does a user token narrowed to other scopes.
+#[derive(Debug, Clone)]
+pub struct UserScoped<S>(pub Authenticated, std::marker::PhantomData<S>);
+
+impl<S> std::ops::Deref for UserScoped<S> {
+    type Target = AccessClaims;
+    fn deref(&self) -> &AccessClaims {
+        &self.0
+    }
+}
+
+impl<S, State> FromRequestParts<State> for UserScoped<S>
+where
+    S: RequiredScope,
+    Verifier: FromRef<State>,
+    State: Send + Sync,
+{
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Self::Rejection> {
+        let authenticated =
+            <Authenticated as FromRequestParts<State>>::from_request_parts(parts, state).await?;
+        authenticated.require_user()?;
+        authenticated.require_scope(S::SCOPE)?;
+        Ok(Self(authenticated, std::marker::PhantomData))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,16 +344,15 @@ mod tests {
         }
     }
 
+    fn challenge(error: AuthError) -> (StatusCode, Option<String>) {
+        let response = error.into_response();
+        let value =
+            response.headers().get(header::WWW_AUTHENTICATE).map(|value| value.to_str().unwrap().to_owned());
+        (response.status(), value)
+    }
+
     #[test]
     fn each_rejection_has_the_rfc_6750_status_and_challenge() {
-        let challenge = |error: AuthError| {
-            let response = error.into_response();
-            let value = response
-                .headers()
-                .get(header::WWW_AUTHENTICATE)
-                .map(|value| value.to_str().unwrap().to_owned());
-            (response.status(), value)
-        };
         assert_eq!(challenge(AuthError::MissingToken), (StatusCode::UNAUTHORIZED, Some("Bearer".into())));
         assert_eq!(
             challenge(AuthError::UnsupportedScheme),
@@ -263,7 +366,16 @@ mod tests {
         assert_eq!(value.unwrap(), r#"Bearer error="invalid_request""#);
         let (status, value) = challenge(AuthError::InsufficientScope("users:read".into()));
         assert_eq!(status, StatusCode::FORBIDDEN);
-        assert!(value.unwrap().contains(r#"error="insufficient_scope""#));
+        assert_eq!(value.unwrap(), r#"Bearer error="insufficient_scope", scope="users:read""#);
         assert_eq!(challenge(AuthError::Unavailable).0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn a_missing_role_or_a_service_token_is_forbidden_without_a_made_up_scope() {
+        for error in [AuthError::MissingRole("admin".into()), AuthError::NotAUser] {
+            let (status, value) = challenge(error);
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            assert_eq!(value.unwrap(), r#"Bearer error="insufficient_scope""#);
+        }
     }
 }

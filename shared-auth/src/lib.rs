@@ -43,7 +43,9 @@ pub mod verifier;
 
 pub use claims::AccessClaims;
 pub use client::{ServiceTokenClient, ServiceTokenSettings};
-pub use extract::{AuthError, Authenticated, AuthenticatedUser, ProtectedResponses};
+pub use extract::{
+    AuthError, Authenticated, AuthenticatedUser, ProtectedResponses, RequiredScope, Scoped, UserScoped,
+};
 pub use keys::{KeyCache, KeyCacheSettings, KeyStatus};
 pub use revocation::Revocations;
 pub use verifier::{Verifier, VerifierSettings, VerifyError};

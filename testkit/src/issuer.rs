@@ -111,7 +111,7 @@ impl FakeIssuer {
             nbf: Some(now),
             jti: uuid::Uuid::new_v4().simple().to_string(),
             client_id: "platform".into(),
-            scope: Some("profile orders".into()),
+            scope: Some("profile:read profile:write orders:read orders:write".into()),
             roles: vec![],
             preferred_username: Some(username.into()),
             sid: Some(uuid::Uuid::new_v4().simple().to_string()),

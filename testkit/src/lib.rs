@@ -18,6 +18,7 @@
 
 mod issuer;
 pub mod launch;
+pub mod scopes;
 pub mod services;
 
 #[cfg(feature = "databases")]

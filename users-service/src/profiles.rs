@@ -5,14 +5,24 @@ use serde::{Deserialize, Serialize};
 use service_kit::problem::{AppJson, AppPath, AppQuery, Problem};
 use service_kit::{ProtectedResponses, Resources, ServiceError as ApiError};
 use shared_auth::time::unix_now_i64;
-use shared_auth::{AccessClaims, Authenticated, AuthenticatedUser};
+use shared_auth::{AccessClaims, Authenticated, RequiredScope as _, UserScoped};
 use sqlx::{AnyPool, Row as _};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Scope that lets a service read any profile (orders-service's service token has it).
-pub const READ_SCOPE: &str = "users:read";
+shared_auth::scope!(
+    /// Read your own profile.
+    pub ProfileRead = "profile:read"
+);
+shared_auth::scope!(
+    /// Change your own profile.
+    pub ProfileWrite = "profile:write"
+);
+shared_auth::scope!(
+    /// Read anyone's profile (orders-service's service token has it).
+    pub UsersRead = "users:read"
+);
 
 pub(crate) fn router() -> OpenApiRouter<Resources> {
     OpenApiRouter::new()
@@ -139,17 +149,20 @@ async fn list(pool: &AnyPool, limit: i64, offset: i64) -> Result<Vec<Profile>, s
 // body out; the ids are added as fields.
 
 /// The caller's own profile (created on first request).
-#[utoipa::path(get, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/users/me", tag = "users", security(("bearer" = ["profile:read"])),
     responses(
         (status = 200, description = "The caller's profile", body = Profile),
         ProtectedResponses))]
 #[tracing::instrument(skip_all, fields(user_id = %user.sub, client_id = %user.client_id))]
-async fn get_me(State(pool): State<AnyPool>, user: AuthenticatedUser) -> Result<AppJson<Profile>, ApiError> {
+async fn get_me(
+    State(pool): State<AnyPool>,
+    user: UserScoped<ProfileRead>,
+) -> Result<AppJson<Profile>, ApiError> {
     Ok(AppJson(find_or_create(&pool, &user).await?))
 }
 
 /// Changes the caller's display name.
-#[utoipa::path(patch, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/v1/users/me", tag = "users", security(("bearer" = ["profile:write"])),
     request_body = ProfileUpdate,
     responses(
         (status = 200, description = "Updated profile", body = Profile),
@@ -160,7 +173,7 @@ async fn get_me(State(pool): State<AnyPool>, user: AuthenticatedUser) -> Result<
 #[tracing::instrument(skip_all, fields(user_id = %user.sub, client_id = %user.client_id))]
 async fn update_me(
     State(pool): State<AnyPool>,
-    user: AuthenticatedUser,
+    user: UserScoped<ProfileWrite>,
     AppJson(update): AppJson<ProfileUpdate>,
 ) -> Result<AppJson<Profile>, ApiError> {
     let display_name = DisplayName::try_from(update.display_name.as_str())?;
@@ -169,8 +182,10 @@ async fn update_me(
     Ok(AppJson(find(&pool, &user.sub).await?.ok_or(ApiError::NotFound)?))
 }
 
-/// One profile: the caller's own, or any with role `admin` or scope `users:read`.
-#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", security(("bearer" = [])),
+/// One profile: the caller's own (scope `profile:read`), or any with scope `users:read` (a
+/// service) or role `admin` with `profile:read`.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users",
+    security(("bearer" = ["profile:read"]), ("bearer" = ["users:read"])),
     params(("id" = String, Path, description = "User id")),
     responses(
         (status = 200, description = "The profile", body = Profile),
@@ -183,10 +198,13 @@ async fn get_user(
     AppPath(id): AppPath<String>,
 ) -> Result<AppJson<Profile>, ApiError> {
     if auth.sub == id && auth.is_user() {
+        auth.require_scope(ProfileRead::SCOPE)?;
         return Ok(AppJson(find_or_create(&pool, &auth).await?));
     }
-    if !auth.has_role("admin") {
-        auth.require_scope(READ_SCOPE)?;
+    // Someone else's: a service with `users:read`, or an administrator's user token.
+    if !auth.has_scope(UsersRead::SCOPE) {
+        auth.require_role("admin")?;
+        auth.require_scope(ProfileRead::SCOPE)?;
     }
     Ok(AppJson(find(&pool, &id).await?.ok_or(ApiError::NotFound)?))
 }
@@ -203,8 +221,8 @@ pub struct Page {
     pub offset: Option<u32>,
 }
 
-/// All profiles, for administrators.
-#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = [])),
+/// All profiles, for administrators (role `admin`, scope `profile:read`).
+#[utoipa::path(get, path = "/v1/users", tag = "users", security(("bearer" = ["profile:read"])),
     params(Page),
     responses(
         (status = 200, description = "Profiles by creation time", body = Vec<Profile>),
@@ -212,10 +230,10 @@ pub struct Page {
 #[tracing::instrument(skip_all, fields(user_id = %auth.sub, client_id = %auth.client_id))]
 async fn list_users(
     State(pool): State<AnyPool>,
-    auth: Authenticated,
+    auth: UserScoped<ProfileRead>,
     AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<Profile>>, ApiError> {
-    auth.require_role("admin")?;
+    auth.0.require_role("admin")?;
     let limit = i64::from(page.limit.unwrap_or(100).clamp(1, 500));
     let offset = i64::from(page.offset.unwrap_or(0));
     Ok(AppJson(list(&pool, limit, offset).await?))

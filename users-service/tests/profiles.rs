@@ -169,3 +169,49 @@ async fn without_any_keys_the_service_starts_but_answers_503_not_401() {
     assert_eq!(protected.status(), 503);
     assert!(protected.headers().contains_key("retry-after"));
 }
+
+/// Each operation declares its scope in the OpenAPI document and its extractor enforces it: a
+/// token narrowed to the orders scopes cannot change the profile, and so on.
+#[tokio::test]
+async fn every_operation_requires_the_scope_its_openapi_security_names() {
+    let app = TestApp::start(TestDatabase::sqlite()).await;
+
+    let mut checked =
+        testkit::scopes::assert_documented_scopes_are_enforced(&app.url, &app.issuer, "users-service").await;
+
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "GET /v1/users profile:read",
+            "GET /v1/users/me profile:read",
+            "GET /v1/users/{id} profile:read|users:read",
+            "PATCH /v1/users/me profile:write",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_token_narrowed_to_the_orders_scopes_cannot_change_the_profile() {
+    let app = TestApp::start(TestDatabase::sqlite()).await;
+    let mut claims = app.issuer.user_claims("nina", "nina", "users-service");
+    claims.scope = Some("orders:read orders:write".into());
+    let narrowed = app.issuer.sign(&claims);
+
+    let response = app
+        .client
+        .patch(format!("{}/v1/users/me", app.url))
+        .bearer_auth(&narrowed)
+        .json(&json!({"display_name": "Mallory"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer error="insufficient_scope", scope="profile:write""#
+    );
+    let profile: Value = app.get("/v1/users/me", &app.user("nina", "nina")).await.json().await.unwrap();
+    assert_eq!(profile["display_name"], "nina", "unchanged");
+}

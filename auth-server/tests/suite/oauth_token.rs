@@ -32,7 +32,7 @@ testkit::on_both_backends! {
         assert_ne!(third["refresh_token"], rotated["refresh_token"]);
         assert_eq!(rotated["token_type"], "Bearer");
         assert_eq!(rotated["expires_in"], 900);
-        assert_eq!(rotated["scope"], "profile orders");
+        assert_eq!(rotated["scope"], "profile:read profile:write orders:read orders:write");
         assert_eq!(status, 400);
         assert_eq!(error["error"], "invalid_grant");
         let used: Option<i64> = sqlx::query_scalar("SELECT used_at FROM refresh_tokens WHERE token_hash = $1")
@@ -117,14 +117,14 @@ testkit::on_both_backends! {
             .post_form(TOKEN, &[
                 ("grant_type", "refresh_token"),
                 ("refresh_token", login["refresh_token"].as_str().unwrap()),
-                ("scope", "profile"),
+                ("scope", "profile:read"),
             ])
             .await;
         assert_eq!(narrowed.status(), 200);
         let narrowed: Value = narrowed.json().await.unwrap();
         let narrowed_refresh = narrowed["refresh_token"].as_str().unwrap();
         let mut refusals = Vec::new();
-        for wider in ["profile orders admin", "profile orders"] {
+        for wider in ["profile:read profile:write orders:read orders:write admin", "profile:read profile:write orders:read orders:write"] {
             let response = app
                 .post_form(TOKEN, &[("grant_type", "refresh_token"), ("refresh_token", narrowed_refresh), ("scope", wider)])
                 .await;
@@ -132,9 +132,9 @@ testkit::on_both_backends! {
         }
         let after_refusals = app.refreshed(narrowed_refresh).await;
 
-        assert_eq!(narrowed["scope"], "profile");
+        assert_eq!(narrowed["scope"], "profile:read");
         let claims = decode_part(narrowed["access_token"].as_str().unwrap(), 1);
-        assert_eq!(claims["scope"], "profile");
+        assert_eq!(claims["scope"], "profile:read");
         assert_eq!(claims["sub"], original["sub"]);
         assert_eq!(claims["sid"], original["sid"]);
         assert_eq!(claims["preferred_username"], "wendy");
@@ -143,7 +143,7 @@ testkit::on_both_backends! {
             assert_eq!(status, 400);
             assert_eq!(error["error"], "invalid_scope");
         }
-        assert_eq!(after_refusals["scope"], "profile", "a refused request neither burns nor widens the token");
+        assert_eq!(after_refusals["scope"], "profile:read", "a refused request neither burns nor widens the token");
     }
 
     async fn client_credentials_authenticate_by_http_basic_or_by_form_fields(database) {

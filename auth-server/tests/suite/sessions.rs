@@ -285,7 +285,7 @@ async fn introspection_describes_an_active_access_token() {
     assert_eq!(body["active"], true);
     assert_eq!(body["token_type"], "access_token");
     assert_eq!(body["sub"], claims["sub"]);
-    assert_eq!(body["scope"], "profile orders");
+    assert_eq!(body["scope"], "profile:read profile:write orders:read orders:write");
     assert_eq!(body["client_id"], "platform");
     assert_eq!(body["username"], "iris");
     assert_eq!(body["exp"], claims["exp"]);
@@ -343,7 +343,7 @@ async fn a_refresh_token_introspects_active_until_it_is_used() {
     assert_eq!(before["sub"], claim(&login, "sub"));
     assert_eq!(before["sid"], claim(&login, "sid"));
     assert_eq!(before["client_id"], "platform");
-    assert_eq!(before["scope"], "profile orders");
+    assert_eq!(before["scope"], "profile:read profile:write orders:read orders:write");
     assert!(before["exp"].as_i64().unwrap() > shared_auth::time::unix_now_i64());
     assert_eq!(after, json!({"active": false}));
     let successor = app.introspect("gateway", &secret, rotated["refresh_token"].as_str().unwrap()).await;

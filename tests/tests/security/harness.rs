@@ -129,7 +129,7 @@ pub(crate) fn user_claims(issuer: &str, audience: &str) -> Value {
         "nbf": now,
         "jti": format!("jti-{n}-{now}"),
         "client_id": "platform",
-        "scope": "profile orders",
+        "scope": "profile:read profile:write orders:read orders:write",
         "roles": [],
         "preferred_username": "alice",
         "sid": "session-1",
