@@ -28,13 +28,23 @@ pub struct KeyCacheSettings {
     pub refresh_max: Duration,
     /// Past this age without a successful refresh, fail closed (503).
     pub max_age: Duration,
-    /// After an unknown-`kid` refetch, no other such refetch for this long.
+    /// After an unknown-`kid` refetch, no other such refetch for this long. A `kid` refused
+    /// only because it arrived within this window is looked up again by a refetch at the
+    /// window's end, so a genuine new key waits at most this long, even under a flood of
+    /// forged `kid`s.
     pub unknown_kid_cooldown: Duration,
     /// Total time one call to the auth server may take.
     pub fetch_timeout: Duration,
     /// Largest key set accepted.
     pub max_body_bytes: usize,
     /// Where the last good key set is kept; `None` keeps it in memory only.
+    ///
+    /// The copy is trusted at start as if the issuer had sent it: whoever can write the file
+    /// can plant keys, so it is written 0600 in a directory created 0700 (keep the directory
+    /// the service's own). Its age is never taken from the file alone: it counts from the
+    /// older of the confirmation time recorded in it and the file's modification time, and
+    /// never from the future, so a copied, restored or edited file cannot outlive
+    /// [`max_age`](Self::max_age).
     pub cache_file: Option<PathBuf>,
 }
 
@@ -119,10 +129,11 @@ struct Inner {
     metadata: RwLock<Option<ServerMetadata>>,
     /// Held during an unknown-`kid` refetch, so concurrent requests share one fetch.
     refetch: tokio::sync::Mutex<()>,
-    /// Clock seconds of the last unknown-`kid` refetch.
+    /// Clock seconds of the last unknown-`kid` refetch: the start of the cooldown window.
     last_refetch: Mutex<Option<u64>>,
-    /// Kids that a refetch did not produce: refused at once for a while.
-    negative: moka::sync::Cache<String, ()>,
+    /// The end of the window for which a refetch is already scheduled (see
+    /// [`KeyCache::schedule_refetch_at_window_end`]).
+    scheduled_refetch: Mutex<Option<u64>>,
     last_refresh_failed: AtomicBool,
     generation: AtomicU64,
     /// Where key ages and the refetch cooldown are measured; the verifier reads token dates
@@ -144,8 +155,6 @@ impl KeyCache {
     /// [`Verifier`]: crate::Verifier
     pub fn with_clock(settings: KeyCacheSettings, clock: Clock) -> Result<Self, HttpClientError> {
         let http = fetch::bounded_client(settings.fetch_timeout)?;
-        let negative =
-            moka::sync::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(300)).build();
         let cache = Self {
             inner: Arc::new(Inner {
                 http,
@@ -153,7 +162,7 @@ impl KeyCache {
                 metadata: RwLock::new(None),
                 refetch: tokio::sync::Mutex::new(()),
                 last_refetch: Mutex::new(None),
-                negative,
+                scheduled_refetch: Mutex::new(None),
                 last_refresh_failed: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
                 clock,
@@ -221,17 +230,28 @@ impl KeyCache {
 
     /// The key for `kid`. An unknown `kid` triggers at most one refetch per cooldown window,
     /// shared by all requests that arrive meanwhile.
+    ///
+    /// A `kid` that arrives within the window (forged ones may have just started it) is
+    /// refused for now but not remembered as unknown: it shares a refetch already in flight,
+    /// and otherwise a refetch is scheduled for the end of the window. So a key the issuer
+    /// published without pre-publication is accepted at once when no window is running, and at
+    /// the end of the current window at worst, however many forged `kid`s arrive.
     pub async fn key_for(&self, kid: &str) -> Result<Arc<VerifyingKey>, KeyLookupError> {
         match self.lookup(kid) {
             Err(KeyLookupError::UnknownKid) => {}
             other => return other,
         }
         metrics::counter!("unknown_kid_total").increment(1);
-        if kid.len() > MAX_KID_LEN || self.inner.negative.contains_key(kid) {
+        if kid.len() > MAX_KID_LEN {
             return Err(KeyLookupError::UnknownKid);
         }
         if self.in_cooldown() {
-            self.inner.negative.insert(kid.to_owned(), ());
+            if self.inner.refetch.try_lock().is_err() {
+                // A refetch is in flight: it may bring this kid.
+                let _in_flight = self.inner.refetch.lock().await;
+                return self.lookup_or_schedule(kid);
+            }
+            self.schedule_refetch_at_window_end();
             return Err(KeyLookupError::UnknownKid);
         }
         let _shared_fetch = self.inner.refetch.lock().await;
@@ -239,17 +259,64 @@ impl KeyCache {
         if let Ok(key) = self.lookup(kid) {
             return Ok(key);
         }
-        if !self.in_cooldown() {
-            if let Ok(mut last) = self.inner.last_refetch.lock() {
-                *last = Some(self.inner.clock.now_u64());
-            }
-            let _ = self.refresh().await;
+        if self.in_cooldown() {
+            return self.lookup_or_schedule(kid);
         }
+        self.start_window();
+        let _ = self.refresh().await;
+        self.lookup(kid)
+    }
+
+    /// The key for `kid` after a refetch of this window; if that fetch did not have it (it may
+    /// have started before the issuer published the key), the end of the window looks again.
+    fn lookup_or_schedule(&self, kid: &str) -> Result<Arc<VerifyingKey>, KeyLookupError> {
         let result = self.lookup(kid);
         if result.is_err() {
-            self.inner.negative.insert(kid.to_owned(), ());
+            self.schedule_refetch_at_window_end();
         }
         result
+    }
+
+    fn start_window(&self) {
+        if let Ok(mut last) = self.inner.last_refetch.lock() {
+            *last = Some(self.inner.clock.now_u64());
+        }
+    }
+
+    /// Clock seconds at which the current cooldown window ends, if one is running.
+    fn window_end(&self) -> Option<u64> {
+        let last = self.inner.last_refetch.lock().ok().and_then(|last| *last)?;
+        let end = last.saturating_add(self.inner.settings.unknown_kid_cooldown.as_secs());
+        (end > self.inner.clock.now_u64()).then_some(end)
+    }
+
+    /// Makes sure one refetch runs when the current window ends, for the `kid`s it refused.
+    /// It runs as an unknown-`kid` refetch: if a request has already started the next window
+    /// by then, that request's fetch did the job and this one is skipped.
+    fn schedule_refetch_at_window_end(&self) {
+        let Some(end) = self.window_end() else {
+            return;
+        };
+        match self.inner.scheduled_refetch.lock() {
+            Ok(mut scheduled) if *scheduled != Some(end) => *scheduled = Some(end),
+            _ => return,
+        }
+        let cache = Arc::downgrade(&self.inner);
+        let clock = self.inner.clock.clone();
+        tokio::spawn(async move {
+            clock.sleep_until(i64::try_from(end).unwrap_or(i64::MAX)).await;
+            let Some(inner) = cache.upgrade() else {
+                return;
+            };
+            let cache = KeyCache { inner };
+            let _shared_fetch = cache.inner.refetch.lock().await;
+            if cache.in_cooldown() {
+                return;
+            }
+            tracing::debug!("refetching the key set for kids refused during the cooldown");
+            cache.start_window();
+            let _ = cache.refresh().await;
+        });
     }
 
     /// The key for `kid` from the cached set, without any refetch or age check.
@@ -347,7 +414,6 @@ impl KeyCache {
         }
         if changed {
             self.inner.generation.fetch_add(1, Ordering::AcqRel);
-            self.inner.negative.invalidate_all();
             tracing::info!(keys = jwks.keys.len(), "key set updated");
         }
         if persist && let Some(path) = &self.inner.settings.cache_file {
@@ -372,12 +438,27 @@ impl KeyCache {
             }
         };
         match serde_json::from_slice::<DiskCopy>(&bytes) {
-            Ok(copy) => match self.install(copy.jwks, copy.confirmed_at, false) {
-                Ok(()) => tracing::info!(path = %path.display(), "loaded cached key set from disk"),
-                Err(error) => tracing::warn!(%error, "cached key set unusable"),
-            },
+            Ok(copy) => {
+                let confirmed_at = self.clamp_disk_time(path, copy.confirmed_at);
+                match self.install(copy.jwks, confirmed_at, false) {
+                    Ok(()) => tracing::info!(path = %path.display(), "loaded cached key set from disk"),
+                    Err(error) => tracing::warn!(%error, "cached key set unusable"),
+                }
+            }
             Err(error) => tracing::warn!(%error, "cached key set is corrupt; ignoring it"),
         }
+    }
+
+    /// A disk copy was confirmed no later than the file was written, and not in the future:
+    /// the time recorded in the file is clamped to its modification time and to now, so a
+    /// file cannot extend its own life. A file whose modification time cannot be read counts
+    /// as confirmed at the epoch, i.e. too old to trust.
+    fn clamp_disk_time(&self, path: &std::path::Path, recorded: u64) -> u64 {
+        let modified = crate::persist::modified_at(path).unwrap_or_else(|| {
+            tracing::warn!(path = %path.display(), "cannot read the modification time of the cached key set");
+            0
+        });
+        recorded.min(modified).min(self.inner.clock.now_u64())
     }
 
     /// Starts the background refresh: immediately, then as `Cache-Control` says within the

@@ -19,7 +19,14 @@ pub fn unix_now_i64() -> i64 {
 /// expiry, throttle windows and key rotation can be tested without sleeping. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
-    manual: Option<Arc<AtomicI64>>,
+    manual: Option<Arc<ManualTime>>,
+}
+
+/// The time a [`ManualClock`] shows, and a wake-up for [`Clock::sleep_until`] when it moves.
+#[derive(Debug)]
+struct ManualTime {
+    seconds: AtomicI64,
+    advanced: tokio::sync::Notify,
 }
 
 impl Clock {
@@ -32,7 +39,32 @@ impl Clock {
     pub fn now(&self) -> i64 {
         match &self.manual {
             None => unix_now_i64(),
-            Some(seconds) => seconds.load(Ordering::SeqCst),
+            Some(time) => time.seconds.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Waits until this clock reads `unix_seconds` or later: a timer on the system clock, and
+    /// on a [`ManualClock`] until a test advances it that far (so work scheduled for a moment
+    /// runs when the test's time gets there, not after a real wait).
+    pub async fn sleep_until(&self, unix_seconds: i64) {
+        match &self.manual {
+            None => loop {
+                let left = unix_seconds.saturating_sub(self.now());
+                if left <= 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(left.unsigned_abs())).await;
+            },
+            Some(time) => loop {
+                // Registered before the check, so an advance in between is not missed.
+                let advanced = time.advanced.notified();
+                tokio::pin!(advanced);
+                advanced.as_mut().enable();
+                if time.seconds.load(Ordering::SeqCst) >= unix_seconds {
+                    return;
+                }
+                advanced.await;
+            },
         }
     }
 
@@ -46,7 +78,7 @@ impl Clock {
 /// [`ManualClock::clock`] reads the same time.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
-    seconds: Arc<AtomicI64>,
+    time: Arc<ManualTime>,
 }
 
 impl ManualClock {
@@ -57,26 +89,33 @@ impl ManualClock {
 
     /// A clock stopped at `unix_seconds`.
     pub fn at(unix_seconds: i64) -> Self {
-        Self { seconds: Arc::new(AtomicI64::new(unix_seconds)) }
+        Self {
+            time: Arc::new(ManualTime {
+                seconds: AtomicI64::new(unix_seconds),
+                advanced: tokio::sync::Notify::new(),
+            }),
+        }
     }
 
     /// A [`Clock`] reading this one.
     pub fn clock(&self) -> Clock {
-        Clock { manual: Some(Arc::clone(&self.seconds)) }
+        Clock { manual: Some(Arc::clone(&self.time)) }
     }
 
     /// Moves time forward by whole seconds (fractions are dropped: every date here is in
-    /// seconds).
+    /// seconds), and wakes whatever [`Clock::sleep_until`] waits for.
     pub fn advance(&self, by: Duration) {
         let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
-        self.seconds
+        self.time
+            .seconds
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| Some(now.saturating_add(seconds)))
             .ok();
+        self.time.advanced.notify_waiters();
     }
 
     /// Unix seconds now.
     pub fn now(&self) -> i64 {
-        self.seconds.load(Ordering::SeqCst)
+        self.time.seconds.load(Ordering::SeqCst)
     }
 }
 
@@ -99,6 +138,23 @@ mod tests {
         let before = unix_now_i64();
         let read = Clock::system().now();
         assert!(read >= before && read <= unix_now_i64());
+    }
+
+    #[tokio::test]
+    async fn sleeping_on_a_manual_clock_ends_when_the_clock_gets_there() {
+        let manual = ManualClock::at(1_000);
+        let sleeper = tokio::spawn({
+            let clock = manual.clock();
+            async move { clock.sleep_until(1_030).await }
+        });
+        manual.advance(Duration::from_secs(29));
+        tokio::task::yield_now().await;
+        let finished_early = sleeper.is_finished();
+
+        manual.advance(Duration::from_secs(1));
+        sleeper.await.unwrap();
+
+        assert!(!finished_early, "woke before the clock read 1030");
     }
 
     #[test]

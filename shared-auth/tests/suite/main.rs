@@ -4,7 +4,9 @@
 
 mod common;
 mod extractors;
+mod issuer;
 mod key_cache_faults;
+mod key_rotation;
 mod service_token_client;
 mod token_mutation;
 mod verifier_rules;
