@@ -8,8 +8,9 @@
 //!
 //! Responses follow RFC 6750 §3: no token, or credentials of another scheme (`Basic …`) → 401
 //! with a bare `Bearer` challenge; a malformed `Bearer` header → 400 `invalid_request`; a bad token → 401 `invalid_token`; a valid
-//! token without the needed scope or role → 403 `insufficient_scope`. Missing keys → 503, never a
-//! 401 that would send a client to log in again for nothing.
+//! token without the needed scope or role → 403 `insufficient_scope`. Missing keys, or a
+//! revocation list past its fail-closed age → 503, never a 401 that would send a client to log
+//! in again for nothing.
 
 use std::sync::Arc;
 
@@ -49,8 +50,8 @@ pub enum AuthError {
     /// A service (client-credentials) token on an operation for people: 403.
     #[error("requires a user token")]
     NotAUser,
-    /// No usable keys: 503.
-    #[error("token verification keys unavailable")]
+    /// No usable keys, or a revocation list too old to tell revoked tokens apart: 503.
+    #[error("token verification unavailable")]
     Unavailable,
 }
 
@@ -86,7 +87,10 @@ impl IntoResponse for AuthError {
                 "requires a user token".to_owned(),
             ),
             Self::Unavailable => {
-                return problem::unavailable(5, "token verification keys are not available");
+                return problem::unavailable(
+                    5,
+                    "token verification is not available: no current keys or revocation list",
+                );
             }
         };
         let mut response = Problem::new(status).with_detail(detail).into_response();
@@ -172,7 +176,8 @@ pub enum ProtectedResponses {
     /// (`insufficient_scope`).
     #[response(status = 403)]
     Forbidden(Problem),
-    /// The verification keys are unavailable or too old: the service fails closed.
+    /// The verification keys or the revocation list are unavailable or too old: the service
+    /// fails closed.
     #[response(status = 503)]
     Unavailable(Problem),
 }
@@ -183,7 +188,9 @@ async fn authenticate(parts: &Parts, verifier: &Verifier) -> Result<Option<Authe
     };
     match verifier.verify(token).await {
         Ok(claims) => Ok(Some(Authenticated(claims))),
-        Err(VerifyError::KeysUnavailable) => Err(AuthError::Unavailable),
+        Err(VerifyError::KeysUnavailable | VerifyError::RevocationsUnavailable) => {
+            Err(AuthError::Unavailable)
+        }
         Err(error) => Err(AuthError::InvalidToken(error)),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::claims::AccessClaims;
 use crate::jws::{self, SplitError};
 use crate::keys::{KeyCache, KeyLookupError, KeyStatus};
-use crate::revocation::Revocations;
+use crate::revocation::{RevocationStatus, Revocations};
 
 /// What a service accepts.
 #[derive(Debug, Clone)]
@@ -15,8 +15,13 @@ pub struct VerifierSettings {
     pub issuer: String,
     /// This service's own name; it must be one of the token's `aud`.
     pub audience: String,
-    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`. Revocation entries are kept this long
+    /// past their own `exp` too, so an entry outlives every token it covers.
     pub leeway: Duration,
+    /// Tokens whose lifetime (`exp - iat`) is longer than this are refused, however they were
+    /// signed: a key that leaked, or an issuer misconfigured, cannot mint tokens that outlive
+    /// every revocation entry and key rotation by years.
+    pub max_token_lifetime: Duration,
     /// Tokens longer than this are refused before any decoding.
     pub max_token_bytes: usize,
     /// How many verified tokens are remembered.
@@ -27,12 +32,13 @@ pub struct VerifierSettings {
 }
 
 impl VerifierSettings {
-    /// Defaults: 30 s leeway, 8 KiB tokens, 10,000 cached tokens.
+    /// Defaults: 30 s leeway, lifetimes up to 24 h, 8 KiB tokens, 10,000 cached tokens.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
             audience: audience.into(),
             leeway: Duration::from_secs(30),
+            max_token_lifetime: Duration::from_secs(24 * 3600),
             max_token_bytes: 8 * 1024,
             cache_capacity: 10_000,
             check_audience: true,
@@ -41,7 +47,8 @@ impl VerifierSettings {
 }
 
 /// Why a token was refused. [`VerifyError::reason`] is the `reason` label of
-/// `token_rejections_total`; every variant but `KeysUnavailable` is a 401 `invalid_token`.
+/// `token_rejections_total`; every variant but `KeysUnavailable` and `RevocationsUnavailable`
+/// is a 401 `invalid_token`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     /// Longer than the configured cap.
@@ -83,12 +90,19 @@ pub enum VerifyError {
     /// `nbf` or `iat` is in the future.
     #[error("token not yet valid")]
     NotYetValid,
+    /// `exp - iat` is longer than the configured maximum lifetime.
+    #[error("token lifetime too long")]
+    LifetimeTooLong,
     /// The token, its session or its subject was revoked.
     #[error("token revoked")]
     Revoked,
     /// No usable key set (none yet, or older than the maximum age): a 503, not a 401.
     #[error("verification keys unavailable")]
     KeysUnavailable,
+    /// The revocation list is older than the fail-closed bound (or there has been none for
+    /// that long): a 503, not a 401, since revoked tokens could no longer be told apart.
+    #[error("revocation list unavailable")]
+    RevocationsUnavailable,
 }
 
 impl VerifyError {
@@ -108,8 +122,10 @@ impl VerifyError {
             Self::WrongAudience => "wrong_audience",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
+            Self::LifetimeTooLong => "lifetime_too_long",
             Self::Revoked => "revoked",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::RevocationsUnavailable => "revocations_unavailable",
         }
     }
 }
@@ -145,6 +161,7 @@ impl Verifier {
     /// `iat`) are read against the key cache's clock ([`KeyCache::with_clock`]), so one clock
     /// decides both whether a token has expired and whether the keys are too old.
     pub fn new(settings: VerifierSettings, keys: KeyCache, revocations: Revocations) -> Self {
+        revocations.keep_entries_past_exp(settings.leeway);
         let verified = moka::sync::Cache::builder()
             .max_capacity(settings.cache_capacity)
             // Entries are also checked against `exp` on every hit; this only bounds how long a
@@ -169,9 +186,17 @@ impl Verifier {
         &self.inner.revocations
     }
 
-    /// Key readiness, for `/readyz`.
+    /// Key readiness, for `/readyz`. Also brings the `jwks_age_seconds` and
+    /// `revocation_list_age_seconds` gauges up to date (no I/O), so a metrics scrape that
+    /// calls it renders both.
     pub fn status(&self) -> KeyStatus {
+        self.inner.revocations.status();
         self.inner.keys.status()
+    }
+
+    /// Revocation-list readiness, for `/readyz`.
+    pub fn revocation_status(&self) -> RevocationStatus {
+        self.inner.revocations.status()
     }
 
     /// Starts the background key refresh and revocation polling. The tasks run until the
@@ -266,11 +291,18 @@ impl Verifier {
         {
             return Err(VerifyError::WrongAudience);
         }
+        let max_lifetime =
+            i64::try_from(self.inner.settings.max_token_lifetime.as_secs()).unwrap_or(i64::MAX);
+        if claims.exp.saturating_sub(claims.iat) > max_lifetime {
+            return Err(VerifyError::LifetimeTooLong);
+        }
         self.check_times(&claims)?;
         Ok(claims)
     }
 
     /// Expiry, not-before and revocation: the checks that can change for a cached token.
+    /// A revocation list past its fail-closed bound refuses every token, as keys past their
+    /// maximum age do.
     fn check_times(&self, claims: &AccessClaims) -> Result<(), VerifyError> {
         let now = self.inner.keys.clock().now();
         let leeway = i64::try_from(self.inner.settings.leeway.as_secs()).unwrap_or(0);
@@ -280,6 +312,9 @@ impl Verifier {
         let not_before = claims.nbf.unwrap_or(claims.iat).max(claims.iat);
         if not_before.saturating_sub(leeway) > now {
             return Err(VerifyError::NotYetValid);
+        }
+        if self.inner.revocations.too_old() {
+            return Err(VerifyError::RevocationsUnavailable);
         }
         if self.inner.revocations.is_revoked(claims) {
             return Err(VerifyError::Revoked);

@@ -278,3 +278,29 @@ async fn without_keys_a_protected_route_answers_503_not_401() {
     assert_eq!(optional.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(without_token.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn with_a_revocation_list_past_its_fail_closed_age_a_protected_route_answers_503() {
+    use shared_auth::revocation::{RevocationSettings, Revocations};
+    use shared_auth::time::ManualClock;
+    let manual = ManualClock::starting_now();
+    let keys = KeyCache::with_clock(common::key_cache_settings(ISSUER), manual.clock()).unwrap();
+    keys.replace_keys(forger().jwks()).unwrap();
+    let settings = RevocationSettings {
+        fail_closed_after: Some(std::time::Duration::from_secs(3600)),
+        ..RevocationSettings::default()
+    };
+    let revocations = Revocations::new(settings, keys.clone());
+    let list = forger().sign_revocations(&json!({ "iss": ISSUER, "iat": manual.now() - 3601, "seq": 1 }));
+    revocations.apply_signed(&list).await.unwrap();
+    let verifier =
+        Verifier::new(shared_auth::VerifierSettings::new(ISSUER, common::AUDIENCE), keys, revocations);
+    let token =
+        user_token_with(json!({ "iat": manual.now(), "nbf": manual.now(), "exp": manual.now() + 900 }));
+
+    let answer = call(app(verifier), "/whoami", Some(&bearer(&token))).await;
+
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.challenge, None, "not a token problem: no invalid_token challenge");
+    assert!(answer.problem()["detail"].as_str().unwrap().contains("revocation list"));
+}

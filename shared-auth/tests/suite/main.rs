@@ -3,10 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod disk_copies;
 mod extractors;
 mod issuer;
 mod key_cache_faults;
 mod key_rotation;
+mod revocation_freshness;
 mod service_token_client;
 mod token_mutation;
 mod verifier_rules;

@@ -230,6 +230,40 @@ async fn a_token_expired_within_the_leeway_is_still_accepted() {
 }
 
 #[tokio::test]
+async fn a_token_living_longer_than_the_maximum_lifetime_is_rejected_however_well_signed() {
+    let forger = eddsa();
+    let keys = KeyCache::new(common::key_cache_settings(ISSUER)).unwrap();
+    keys.replace_keys(forger.jwks()).unwrap();
+    let mut settings = VerifierSettings::new(ISSUER, AUDIENCE);
+    settings.max_token_lifetime = Duration::from_secs(3600);
+    let verifier = common::verifier_with_settings(keys, settings);
+    let now = unix_now_i64();
+    let mut at_the_maximum = common::user_claims(ISSUER);
+    at_the_maximum["exp"] = json!(now + 3600);
+    let mut one_second_longer = common::user_claims(ISSUER);
+    one_second_longer["exp"] = json!(now + 3601);
+    let mut issued_long_ago = common::user_claims(ISSUER);
+    issued_long_ago["iat"] = json!(now - 3000);
+    issued_long_ago["nbf"] = json!(now - 3000);
+    issued_long_ago["exp"] = json!(now + 601);
+
+    let accepted = verifier.verify(&forger.sign(&at_the_maximum)).await;
+    let too_long = verifier.verify(&forger.sign(&one_second_longer)).await;
+    let too_long_from_iat = verifier.verify(&forger.sign(&issued_long_ago)).await;
+
+    assert!(accepted.is_ok(), "{accepted:?}");
+    assert_eq!(too_long.unwrap_err(), VerifyError::LifetimeTooLong);
+    assert_eq!(too_long_from_iat.unwrap_err(), VerifyError::LifetimeTooLong);
+}
+
+#[test]
+fn the_default_maximum_token_lifetime_is_a_day() {
+    let settings = VerifierSettings::new(ISSUER, AUDIENCE);
+
+    assert_eq!(settings.max_token_lifetime, Duration::from_secs(24 * 3600));
+}
+
+#[tokio::test]
 async fn a_token_not_valid_before_a_future_time_is_rejected() {
     let forger = eddsa();
     let verifier = common::offline_verifier(forger.jwks());
@@ -602,7 +636,9 @@ fn every_rejection_reason_has_its_own_metric_label() {
         VerifyError::Expired,
         VerifyError::NotYetValid,
         VerifyError::Revoked,
+        VerifyError::LifetimeTooLong,
         VerifyError::KeysUnavailable,
+        VerifyError::RevocationsUnavailable,
     ];
 
     let labels: HashSet<&str> = all.iter().map(|error| error.reason()).collect();
