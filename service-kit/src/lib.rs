@@ -60,7 +60,7 @@ pub mod readiness;
 pub mod resource;
 mod serve;
 mod settings;
-mod telemetry;
+pub mod telemetry;
 
 pub use app::App;
 pub use auth_args::AuthArgs;
