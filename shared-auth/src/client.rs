@@ -17,6 +17,10 @@ use crate::time::Clock;
 /// renewal is tried again.
 const RENEWAL_RETRY_SECS: i64 = 2;
 
+/// Largest token-endpoint response read, success or error. An access token is a few KiB; a
+/// server (or something in its place) that streams more costs this much memory, no more.
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
+
 /// Why no service token could be obtained.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceTokenError {
@@ -187,10 +191,7 @@ impl ServiceTokenClient {
             .await
             .map_err(|error| FetchError::Unreachable(error.without_url().to_string()))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| FetchError::Unreachable(error.without_url().to_string()))?;
+        let body = fetch::read_capped(response, MAX_TOKEN_RESPONSE_BYTES).await?;
         if !status.is_success() {
             let detail = String::from_utf8_lossy(&body).chars().take(200).collect::<String>();
             return Err(ServiceTokenError::Refused(format!("{status}: {detail}")));

@@ -62,7 +62,7 @@ pub async fn fetch_capped(
     if let Some(etag) = if_none_match {
         request = request.header(http::header::IF_NONE_MATCH, etag);
     }
-    let mut response =
+    let response =
         request.send().await.map_err(|error| FetchError::Unreachable(error.without_url().to_string()))?;
     let header = |name: http::HeaderName| {
         response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
@@ -75,6 +75,14 @@ pub async fn fetch_capped(
     if response.status() != http::StatusCode::OK {
         return Err(FetchError::Status(response.status().as_u16()));
     }
+    let body = read_capped(response, max_bytes).await?;
+    Ok(Fetched { body, max_age, etag, not_modified: false })
+}
+
+/// Reads a response body of at most `max_bytes`: refused at once when `Content-Length` says it
+/// is larger, and abandoned as soon as the streamed body passes the cap (so a server that
+/// streams forever costs `max_bytes` of memory, not more).
+pub async fn read_capped(mut response: reqwest::Response, max_bytes: usize) -> Result<Vec<u8>, FetchError> {
     if response.content_length().is_some_and(|length| length > max_bytes as u64) {
         return Err(FetchError::TooLarge(max_bytes));
     }
@@ -87,7 +95,7 @@ pub async fn fetch_capped(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Fetched { body, max_age, etag, not_modified: false })
+    Ok(body)
 }
 
 /// Extracts `max-age` from a `Cache-Control` value; `no-store`/`no-cache` mean zero.
@@ -147,7 +155,43 @@ pub async fn discover(client: &reqwest::Client, issuer: &str) -> Result<ServerMe
             metadata.issuer
         )));
     }
+    metadata.check_same_origin()?;
     Ok(metadata)
+}
+
+impl ServerMetadata {
+    /// Every URL the services fetch from or post credentials to must be on the issuer's own
+    /// origin (scheme, host and port). Discovery is fetched from the issuer, but a document
+    /// that someone could change there (or a proxy in front of it) must not send the key
+    /// fetch, the revocation poll or our client secret anywhere else.
+    pub fn check_same_origin(&self) -> Result<(), FetchError> {
+        let issuer = origin_of(&self.issuer)
+            .ok_or_else(|| FetchError::Invalid(format!("issuer {:?} is not an http(s) URL", self.issuer)))?;
+        let named = [
+            ("jwks_uri", Some(&self.jwks_uri)),
+            ("revocation_list_uri", self.revocation_list_uri.as_ref()),
+            ("token_endpoint", self.token_endpoint.as_ref()),
+        ];
+        for (member, url) in named {
+            let Some(url) = url else { continue };
+            if origin_of(url).as_ref() != Some(&issuer) {
+                return Err(FetchError::Invalid(format!(
+                    "discovery names {member} {url:?}, which is not on the issuer's origin"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Scheme, host and port (the default one when none is written), for http(s) URLs only.
+fn origin_of(url: &str) -> Option<(String, String, u16)> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = parsed.host_str()?.to_ascii_lowercase();
+    Some((parsed.scheme().to_owned(), host, parsed.port_or_known_default()?))
 }
 
 /// The HTTP client could not be built (no TLS backend, an unusable system configuration).
@@ -170,6 +214,48 @@ pub fn bounded_client(timeout: Duration) -> Result<reqwest::Client, HttpClientEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn metadata(issuer: &str, jwks_uri: &str, token_endpoint: Option<&str>) -> ServerMetadata {
+        ServerMetadata {
+            issuer: issuer.into(),
+            jwks_uri: jwks_uri.into(),
+            token_endpoint: token_endpoint.map(Into::into),
+            revocation_list_uri: Some(format!("{issuer}/v1/revocations")),
+        }
+    }
+
+    #[test]
+    fn urls_on_the_issuers_origin_are_accepted_whatever_their_path() {
+        let same =
+            metadata("http://127.0.0.1:8080", "http://127.0.0.1:8080/keys", Some("http://127.0.0.1:8080/t"));
+        let default_port = metadata("https://127.0.0.1", "https://127.0.0.1:443/jwks.json", None);
+        let issuer_with_path =
+            metadata("http://127.0.0.1:8080/realm", "http://127.0.0.1:8080/other/jwks", None);
+
+        for accepted in [same, default_port, issuer_with_path] {
+            assert!(accepted.check_same_origin().is_ok(), "{accepted:?}");
+        }
+    }
+
+    #[test]
+    fn a_url_on_another_scheme_host_or_port_is_refused() {
+        let issuer = "http://127.0.0.1:8080";
+        let refused = [
+            metadata(issuer, "https://127.0.0.1:8080/jwks.json", None),
+            metadata(issuer, "http://127.0.0.2:8080/jwks.json", None),
+            metadata(issuer, "http://127.0.0.1:8081/jwks.json", None),
+            metadata(issuer, "http://127.0.0.1:8080/jwks.json", Some("http://127.0.0.1:9/token")),
+            metadata(issuer, "file:///etc/jwks.json", None),
+            ServerMetadata {
+                revocation_list_uri: Some("http://127.0.0.1:9/v1/revocations".into()),
+                ..metadata(issuer, "http://127.0.0.1:8080/jwks.json", None)
+            },
+        ];
+
+        for metadata in refused {
+            assert!(matches!(metadata.check_same_origin(), Err(FetchError::Invalid(_))), "{metadata:?}");
+        }
+    }
 
     #[test]
     fn max_age_is_read_from_cache_control() {

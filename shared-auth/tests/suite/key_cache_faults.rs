@@ -476,6 +476,35 @@ async fn a_discovery_document_naming_another_issuer_is_refused() {
     server.verify().await;
 }
 
+#[tokio::test]
+async fn a_discovery_document_sending_the_key_fetch_to_another_origin_is_refused() {
+    let server = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(DISCOVERY_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": server.uri(),
+            "jwks_uri": format!("{}{JWKS_PATH}", elsewhere.uri()),
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(JWKS_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(Forger::new(Algorithm::EdDSA).jwks()))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let keys = KeyCache::new(common::key_cache_settings(&server.uri())).unwrap();
+
+    let result = keys.refresh().await;
+
+    assert!(matches!(&result, Err(FetchError::Invalid(reason)) if reason.contains("jwks_uri")), "{result:?}");
+    assert_eq!(keys.status(), KeyStatus::Unavailable);
+    assert!(keys.metadata().is_none(), "the refused document is not kept");
+    elsewhere.verify().await;
+}
+
 /// Google and most OpenID providers publish only OpenID Connect Discovery 1.0; the RFC 8414
 /// location answers 404 there. Before the fallback, such an issuer left a service at 503.
 #[tokio::test]

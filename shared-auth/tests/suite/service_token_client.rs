@@ -347,3 +347,49 @@ async fn authorize_sends_the_service_token_as_a_bearer_header() {
     assert_eq!(response.status(), 200);
     server.verify().await;
 }
+
+#[tokio::test]
+async fn a_token_response_larger_than_the_cap_is_refused_without_reading_it_all() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    let huge = "A".repeat(shared_auth::client::MAX_TOKEN_RESPONSE_BYTES + 1);
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(token_response(&huge, 900))
+        .mount(&server)
+        .await;
+
+    let result = client_for(&server).token().await;
+
+    assert!(
+        matches!(result, Err(ServiceTokenError::Fetch(FetchError::TooLarge(max)))
+            if max == shared_auth::client::MAX_TOKEN_RESPONSE_BYTES),
+        "{:?}",
+        result.map(|_| ())
+    );
+}
+
+#[tokio::test]
+async fn a_token_endpoint_on_another_origin_never_gets_the_credentials() {
+    let issuer = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/.well-known/oauth-authorization-server"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "issuer": issuer.uri(),
+            "jwks_uri": format!("{}/jwks.json", issuer.uri()),
+            "token_endpoint": format!("{}{TOKEN_PATH}", elsewhere.uri()),
+        })))
+        .mount(&issuer)
+        .await;
+    mount_token(&elsewhere, "stolen", 900, 1).await;
+
+    let result = client_for(&issuer).token().await;
+
+    assert!(
+        matches!(result, Err(ServiceTokenError::Fetch(FetchError::Invalid(_)))),
+        "{:?}",
+        result.map(|_| ())
+    );
+    assert!(token_requests(&elsewhere).await.is_empty(), "the secret went to another origin");
+}
