@@ -23,7 +23,9 @@ pub struct AuthArgs {
     #[arg(long, env = "JWKS_REFRESH_MAX_SECS", default_value = "300")]
     pub jwks_refresh_max_secs: Seconds,
     /// Serve on cached keys for at most this long without a successful refresh (seconds);
-    /// after that, protected routes fail closed with 503.
+    /// after that, protected routes fail closed with 503. The age of the disk copy under
+    /// DATA_DIR/auth-cache/ counts from the older of the time recorded in it and the file's
+    /// modification time, so a copied or edited file cannot extend it.
     #[arg(long, env = "JWKS_MAX_AGE_SECS", default_value = "86400")]
     pub jwks_max_age_secs: Seconds,
     /// After refetching keys for an unknown `kid`, wait this long before another such refetch.
@@ -36,14 +38,30 @@ pub struct AuthArgs {
     /// How often to poll the revocation list (seconds).
     #[arg(long, env = "REVOCATION_POLL_SECS", default_value = "15")]
     pub revocation_poll_secs: Seconds,
+    /// Past this age the revocation list is stale and /readyz says `degraded` (seconds). The
+    /// age counts from the time the auth server signed the list (its `iat`, so auth server and
+    /// services need synchronised clocks), also for the disk copy; without any list, from the
+    /// start of the service. A list past the `exp` the auth server gave it is stale too.
+    #[arg(long, env = "REVOCATION_MAX_AGE_SECS", default_value = "120")]
+    pub revocation_max_age_secs: Seconds,
+    /// Past this age of the revocation list (seconds, counted as for REVOCATION_MAX_AGE_SECS)
+    /// protected routes fail closed with 503 and /readyz says `unavailable`: a logged-out
+    /// token can no longer be told apart. 0 never fails closed. Keep it above the access-token
+    /// lifetime, so an auth-server outage ends no session before its tokens expire anyway.
+    #[arg(long, env = "REVOCATION_FAIL_CLOSED_SECS", default_value = "3600")]
+    pub revocation_fail_closed_secs: Seconds,
     /// Clock skew tolerated on `exp`/`nbf`/`iat` (seconds).
     #[arg(long, env = "TOKEN_LEEWAY_SECS", default_value = "30")]
     pub token_leeway_secs: Seconds,
+    /// Refuse access tokens whose lifetime (`exp - iat`) is longer than this (seconds).
+    #[arg(long, env = "TOKEN_MAX_LIFETIME_SECS", default_value = "86400")]
+    pub token_max_lifetime_secs: Seconds,
 }
 
 impl AuthArgs {
     /// Builds the verifier for `audience`, keeping key and revocation copies under
-    /// `data_dir/auth-cache/`. Loads the disk copies; starts nothing.
+    /// `data_dir/auth-cache/` (created 0700, files 0600). Loads the disk copies; starts
+    /// nothing.
     pub fn verifier(&self, audience: &str, data_dir: &Path) -> Result<Verifier, HttpClientError> {
         let cache_dir = data_dir.join("auth-cache");
         let keys = KeyCache::new(KeyCacheSettings {
@@ -60,12 +78,58 @@ impl AuthArgs {
             RevocationSettings {
                 poll_interval: self.revocation_poll_secs.max(Seconds::new(1)).duration(),
                 cache_file: Some(cache_dir.join("revocations.jwt")),
+                max_age: self.revocation_max_age_secs.duration(),
+                fail_closed_after: (self.revocation_fail_closed_secs > Seconds::new(0))
+                    .then(|| self.revocation_fail_closed_secs.duration()),
                 ..RevocationSettings::default()
             },
             keys.clone(),
         );
         let mut settings = VerifierSettings::new(&self.auth_issuer, audience);
         settings.leeway = self.token_leeway_secs.duration();
+        settings.max_token_lifetime = self.token_max_lifetime_secs.duration();
         Ok(Verifier::new(settings, keys, revocations))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        auth: AuthArgs,
+    }
+
+    fn verifier_from(args: &[&str]) -> Verifier {
+        let dir = tempfile::tempdir().unwrap();
+        let command =
+            Command::try_parse_from(std::iter::once("service").chain(args.iter().copied())).unwrap();
+        command.auth.verifier("users-service", dir.path()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_revocation_age_bounds_and_the_token_lifetime_reach_the_verifier() {
+        let defaults = verifier_from(&[]);
+        let configured = verifier_from(&[
+            "--revocation-max-age-secs",
+            "60",
+            "--revocation-fail-closed-secs",
+            "0",
+            "--token-max-lifetime-secs",
+            "3600",
+        ]);
+
+        let revocations = defaults.revocations().settings();
+        assert_eq!(revocations.max_age, Duration::from_secs(120));
+        assert_eq!(revocations.fail_closed_after, Some(Duration::from_secs(3600)));
+        assert_eq!(defaults.settings().max_token_lifetime, Duration::from_secs(86_400));
+        assert_eq!(configured.revocations().settings().max_age, Duration::from_secs(60));
+        assert_eq!(configured.revocations().settings().fail_closed_after, None, "0 never fails closed");
+        assert_eq!(configured.settings().max_token_lifetime, Duration::from_secs(3600));
     }
 }

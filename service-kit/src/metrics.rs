@@ -9,8 +9,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Brings gauges that are derived from state (the key set's age, say) up to date just before a
-/// scrape renders them. It must be cheap and do no I/O: a scrape never probes a database.
+/// Brings gauges that are derived from state up to date just before a scrape renders them: for
+/// a resource service, `jwks_age_seconds` and `revocation_list_age_seconds`, both set by
+/// `Verifier::status`. It must be cheap and do no I/O: a scrape never probes a database.
 pub type GaugeRefresh = Arc<dyn Fn() + Send + Sync>;
 
 /// The process-wide Prometheus recorder. `metrics` keeps one global recorder per process, so it
@@ -72,4 +73,27 @@ pub(crate) async fn track_metrics(request: Request, next: Next) -> Response {
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use shared_auth::revocation::{RevocationSettings, Revocations};
+    use shared_auth::{KeyCache, KeyCacheSettings};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_revocation_poll_is_counted_by_outcome_and_the_list_age_is_a_gauge() {
+        let handle = metrics_handle();
+        let keys = KeyCache::new(KeyCacheSettings::new("http://127.0.0.1:9")).unwrap();
+        let revocations = Revocations::new(RevocationSettings::default(), keys);
+
+        let polled = revocations.poll().await;
+        let rendered = handle.render();
+
+        assert!(polled.is_err());
+        assert!(rendered.contains(r#"revocation_poll_total{outcome="unreachable"}"#), "{rendered}");
+        assert!(rendered.contains("revocation_list_age_seconds"), "{rendered}");
+    }
 }
