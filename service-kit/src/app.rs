@@ -18,6 +18,8 @@ pub struct App {
     api: OpenApiRouter,
     readiness: ReadinessCheck,
     gauges: Option<GaugeRefresh>,
+    strict_transport_security: bool,
+    management: bool,
 }
 
 impl std::fmt::Debug for App {
@@ -26,10 +28,38 @@ impl std::fmt::Debug for App {
     }
 }
 
+/// What [`App::build_all`] makes: the API router, the management router when asked for, and
+/// the OpenAPI document of the API router.
+pub struct BuiltApp {
+    /// The API, `/healthz`, `/readyz`, `/openapi.json`, `/docs`, and `/metrics` unless it moved.
+    pub router: Router,
+    /// `/metrics`, `/healthz` and `/readyz`, for `MANAGEMENT_ADDR`; only with
+    /// [`App::management_listener`].
+    pub management: Option<Router>,
+    /// The document served at `/openapi.json`.
+    pub openapi: OpenApi,
+}
+
+impl std::fmt::Debug for BuiltApp {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("BuiltApp")
+            .field("management", &self.management.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl App {
     /// `title` names the binary in the OpenAPI document; `readiness` answers `/readyz`.
     pub fn new(title: impl Into<String>, api: OpenApiRouter, readiness: ReadinessCheck) -> Self {
-        Self { title: title.into(), api, readiness, gauges: None }
+        Self {
+            title: title.into(),
+            api,
+            readiness,
+            gauges: None,
+            strict_transport_security: false,
+            management: false,
+        }
     }
 
     /// Brings state-derived gauges up to date before each `/metrics` scrape (no I/O there).
@@ -38,23 +68,69 @@ impl App {
         self
     }
 
-    /// The router and its OpenAPI document (also served at `/openapi.json`).
+    /// The URL users reach the binary under (auth-server: `ISSUER`; services: `PUBLIC_URL`).
+    /// When it is https, every response carries `Strict-Transport-Security`.
+    pub fn public_url(mut self, url: &str) -> Self {
+        self.strict_transport_security = crate::headers::is_https(url);
+        self
+    }
+
+    /// With `separate`, `/metrics` leaves the API router (and its document) for a management
+    /// router of its own, which also answers `/healthz` and `/readyz`; see [`App::build_all`].
+    pub fn management_listener(mut self, separate: bool) -> Self {
+        self.management = separate;
+        self
+    }
+
+    /// The router and its OpenAPI document (also served at `/openapi.json`). With
+    /// [`management_listener`](Self::management_listener), use [`build_all`](Self::build_all):
+    /// this drops the management router.
     pub fn build(self) -> (Router, OpenApi) {
-        let operations = OpenApiRouter::new()
+        let built = self.build_all();
+        (built.router, built.openapi)
+    }
+
+    /// The API router, the management router (with
+    /// [`management_listener`](Self::management_listener)) and the OpenAPI document.
+    pub fn build_all(self) -> BuiltApp {
+        let metrics = MetricsState { handle: metrics_handle(), refresh: self.gauges };
+        let probes = OpenApiRouter::new()
             .routes(routes!(crate::readiness::healthz))
             .routes(routes!(crate::readiness::readyz))
-            .with_state(self.readiness)
-            .merge(
+            .with_state(self.readiness.clone());
+        let operations = if self.management {
+            probes
+        } else {
+            probes.merge(
                 OpenApiRouter::new()
                     .routes(routes!(crate::metrics::metrics_endpoint))
-                    .with_state(MetricsState { handle: metrics_handle(), refresh: self.gauges }),
-            );
+                    .with_state(metrics.clone()),
+            )
+        };
         let (router, mut openapi) = self.api.merge(operations).split_for_parts();
         crate::docs::complete(&mut openapi, &self.title);
-        let router = router
-            .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi.clone()))
-            .fallback(problem::not_found)
-            .method_not_allowed_fallback(problem::method_not_allowed);
-        (crate::layers::apply(router), openapi)
+        let docs = SwaggerUi::new("/docs")
+            .url("/openapi.json", openapi.clone())
+            // Its default sends the document's URL to an outside validator for a badge.
+            .config(utoipa_swagger_ui::Config::from("/openapi.json").validator_url("none"));
+        let router = router.merge(crate::headers::docs_policy(Router::from(docs)));
+        let management = self.management.then(|| {
+            use axum::routing::get;
+            Router::new()
+                .route("/healthz", get(crate::readiness::healthz))
+                .route("/readyz", get(crate::readiness::readyz))
+                .with_state(self.readiness)
+                .merge(
+                    Router::new()
+                        .route("/metrics", get(crate::metrics::metrics_endpoint))
+                        .with_state(metrics),
+                )
+        });
+        let finish = |router: Router| {
+            let router =
+                router.fallback(problem::not_found).method_not_allowed_fallback(problem::method_not_allowed);
+            crate::headers::apply(crate::layers::apply(router), self.strict_transport_security)
+        };
+        BuiltApp { router: finish(router), management: management.map(finish), openapi }
     }
 }

@@ -4,11 +4,14 @@
 //! - [`ResourceService`]: the whole wiring of a protected service (config, database, token
 //!   verification, routes, serve), used as it is by users-service and orders-service.
 //! - [`App`]: any binary's API turned into the whole application: `/healthz`, `/readyz`,
-//!   `/metrics`, `/openapi.json`, Swagger UI at `/docs`, problem fallbacks, request ids,
-//!   tracing, body limits and timeouts.
-//! - [`serve`] with graceful shutdown, the [`healthcheck()`] subcommand, [`init_telemetry`],
-//!   [`db`] (SQLite or PostgreSQL by URL), [`ServiceError`], and the clap arguments
-//!   [`AuthArgs`] and [`StorageArgs`](db::StorageArgs).
+//!   `/metrics` (on a management listener with `MANAGEMENT_ADDR`), `/openapi.json`, Swagger UI
+//!   at `/docs`, problem fallbacks, request ids, tracing, body limits, timeouts and the
+//!   [`headers`] (nosniff, referrer policy, CSP, HSTS for an https public URL).
+//! - [`ServerArgs::serve`] (and [`serve`]): connection cap, header-read and idle timeouts,
+//!   the open-file limit raised, graceful shutdown; the [`healthcheck()`] subcommand,
+//!   [`init_telemetry`] (text logs escape control characters), [`db`] (SQLite or PostgreSQL by
+//!   URL), [`ServiceError`], and the clap arguments [`AuthArgs`], [`ServerArgs`] and
+//!   [`StorageArgs`](db::StorageArgs).
 //!
 //! Token verification itself is `shared-auth`, which depends on none of this.
 //!
@@ -48,10 +51,13 @@
 
 mod app;
 pub mod auth_args;
+mod connection;
 pub mod db;
 mod docs;
 pub mod error;
+mod file_limit;
 pub mod files;
+pub mod headers;
 pub mod healthcheck;
 mod layers;
 pub mod metrics;
@@ -59,17 +65,20 @@ pub mod problem;
 pub mod readiness;
 pub mod resource;
 mod serve;
+mod server;
 mod settings;
 pub mod telemetry;
 
-pub use app::App;
+pub use app::{App, BuiltApp};
 pub use auth_args::AuthArgs;
 pub use error::ServiceError;
+pub use file_limit::raise_file_limit;
 pub use healthcheck::{ServiceCommand, healthcheck};
 pub use layers::{MAX_BODY_BYTES, REQUEST_TIMEOUT};
 pub use readiness::{Readiness, ReadinessCheck, ReadyStatus};
 pub use resource::{BuiltService, NoSettings, ResourceConfig, ResourceService, Resources};
-pub use serve::{serve, shutdown_signal};
+pub use serve::{ConnectionLimits, serve, serve_with, shutdown_signal};
+pub use server::{MANAGEMENT_MAX_CONNECTIONS, ServerArgs};
 pub use settings::{MAX_SECONDS, Seconds};
 pub use shared_auth::ProtectedResponses;
 pub use telemetry::init_telemetry;

@@ -21,7 +21,7 @@ use crate::auth_args::AuthArgs;
 use crate::db::StorageArgs;
 use crate::healthcheck::{ServiceCommand, healthcheck};
 use crate::readiness::resource_readiness;
-use crate::{App, serve};
+use crate::{App, ServerArgs};
 
 /// Settings of a service that has none of its own besides the common ones.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
@@ -40,6 +40,14 @@ pub struct ResourceConfig<Settings: clap::Args> {
     /// This service's name: tokens must list it in `aud`.
     #[arg(long, env = "AUTH_AUDIENCE")]
     pub audience: String,
+    /// The base URL clients reach this service under (behind a proxy, the proxy's), e.g.
+    /// `https://users.example.com`; default `http://<LISTEN_ADDR>`. https turns on
+    /// Strict-Transport-Security.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Connection limits, timeouts and the management listener.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Database location.
     #[command(flatten)]
     pub storage: StorageArgs,
@@ -49,6 +57,16 @@ pub struct ResourceConfig<Settings: clap::Args> {
     /// The service's own settings.
     #[command(flatten)]
     pub service: Settings,
+}
+
+impl<Settings: clap::Args> ResourceConfig<Settings> {
+    /// `PUBLIC_URL` without a trailing slash, or `http://<LISTEN_ADDR>`.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen_addr),
+        }
+    }
 }
 
 /// What a service's routes are built from. It is also a ready-made router state: the
@@ -75,8 +93,11 @@ impl FromRef<Resources> for AnyPool {
 
 /// A built service: the whole application and the parts tests look at.
 pub struct BuiltService {
-    /// The full HTTP application.
+    /// The full HTTP application (without `/metrics` when `MANAGEMENT_ADDR` is set).
     pub router: Router,
+    /// `/metrics`, `/healthz` and `/readyz` for the management listener, when `MANAGEMENT_ADDR`
+    /// is set.
+    pub management: Option<Router>,
     /// Its OpenAPI document.
     pub openapi: OpenApi,
     /// Its verifier (background refresh not started yet).
@@ -159,17 +180,26 @@ impl<Settings: clap::Args> ResourceService<Settings> {
         let resources = Resources { pool: pool.clone(), verifier: verifier.clone() };
         let api = api(resources, &config.service)?;
         let gauges = verifier.clone();
-        let (router, openapi) = App::new(self.name, api, resource_readiness(pool.clone(), verifier.clone()))
+        let built = App::new(self.name, api, resource_readiness(pool.clone(), verifier.clone()))
             .refresh_gauges(std::sync::Arc::new(move || {
                 // Reading the key status sets `jwks_age_seconds`; no I/O.
                 gauges.status();
             }))
-            .build();
-        Ok(BuiltService { router, openapi, verifier, pool })
+            .public_url(&config.public_url())
+            .management_listener(config.server.management_addr.is_some())
+            .build_all();
+        Ok(BuiltService {
+            router: built.router,
+            management: built.management,
+            openapi: built.openapi,
+            verifier,
+            pool,
+        })
     }
 
     /// Answers `healthcheck`, or builds the service, starts the verifier's background refresh
-    /// and serves until SIGTERM or Ctrl-C. A failed health check is `Ok(false)`.
+    /// and serves (with the connection limits and management listener of
+    /// [`ServerArgs`]) until SIGTERM or Ctrl-C. A failed health check is `Ok(false)`.
     pub async fn run<Api>(&self, config: ResourceConfig<Settings>, api: Api) -> anyhow::Result<bool>
     where
         Api: FnOnce(Resources, &Settings) -> anyhow::Result<OpenApiRouter>,
@@ -179,10 +209,7 @@ impl<Settings: clap::Args> ResourceService<Settings> {
         }
         let service = self.build(&config, api).await?;
         service.verifier.start_background_refresh();
-        let listener = tokio::net::TcpListener::bind(config.listen_addr)
-            .await
-            .with_context(|| format!("failed to listen on {}", config.listen_addr))?;
-        serve(listener, service.router).await?;
+        config.server.serve(config.listen_addr, service.router, service.management).await?;
         Ok(true)
     }
 

@@ -7,7 +7,7 @@ use service_kit::{App, Readiness, ReadinessCheck, ReadyStatus};
 use utoipa_axum::router::OpenApiRouter;
 
 /// A readiness check that counts how often it runs, answering `status`.
-fn counting_readiness(status: ReadyStatus) -> (ReadinessCheck, Arc<AtomicUsize>) {
+pub(crate) fn counting_readiness(status: ReadyStatus) -> (ReadinessCheck, Arc<AtomicUsize>) {
     let runs = Arc::new(AtomicUsize::new(0));
     let counter = runs.clone();
     let check: ReadinessCheck = Arc::new(move || {

@@ -1,6 +1,10 @@
 //! The configuration of a service built with [`ResourceService`].
 
-use service_kit::{NoSettings, ResourceService};
+use std::time::Duration;
+
+use service_kit::{ConnectionLimits, NoSettings, ResourceService, ServerArgs};
+use tokio::io::AsyncWriteExt as _;
+use utoipa_axum::router::OpenApiRouter;
 
 static SERVICE: ResourceService = ResourceService::new("hello-service", "127.0.0.1:8090");
 
@@ -53,9 +57,110 @@ fn absurd_durations_are_refused_when_the_flags_are_parsed() {
         "--revocation-poll-secs",
         "--token-leeway-secs",
         "--auth-fetch-timeout-ms",
+        "--max-connections",
+        "--header-read-timeout-secs",
+        "--idle-timeout-secs",
     ] {
         let error = SERVICE.config_from(["hello-service", flag, "18446744073709551615"]).unwrap_err();
 
         assert!(error.to_string().contains(flag), "{flag}: {error}");
     }
+}
+
+#[test]
+fn connection_limits_and_listeners_are_flags_with_environment_fallbacks() {
+    let help = SERVICE.config_from(["hello-service", "--help"]).unwrap_err().to_string();
+    let defaults = SERVICE.config_from(["hello-service"]).unwrap();
+    let set = SERVICE
+        .config_from([
+            "hello-service",
+            "--max-connections",
+            "50",
+            "--header-read-timeout-secs",
+            "2",
+            "--idle-timeout-secs",
+            "30",
+            "--management-addr",
+            "127.0.0.1:9090",
+            "--public-url",
+            "https://hello.example/",
+        ])
+        .unwrap();
+
+    for variable in
+        ["MAX_CONNECTIONS", "HEADER_READ_TIMEOUT_SECS", "IDLE_TIMEOUT_SECS", "MANAGEMENT_ADDR", "PUBLIC_URL"]
+    {
+        assert!(help.contains(&format!("[env: {variable}")), "{variable} is not in --help:\n{help}");
+    }
+    assert_eq!(defaults.server, ServerArgs::default());
+    assert_eq!(defaults.server.limits(), ConnectionLimits::default());
+    assert_eq!(defaults.public_url(), "http://127.0.0.1:8090");
+    let limits = set.server.limits();
+    assert_eq!(limits.max_connections, 50);
+    assert_eq!(limits.header_read_timeout, Duration::from_secs(2));
+    assert_eq!(limits.idle_timeout, Duration::from_secs(30));
+    assert_eq!(set.server.management_addr, Some("127.0.0.1:9090".parse().unwrap()));
+    assert_eq!(set.public_url(), "https://hello.example");
+}
+
+#[test]
+fn a_zero_timeout_or_connection_cap_is_refused() {
+    for flag in ["--max-connections", "--header-read-timeout-secs", "--idle-timeout-secs"] {
+        let error = SERVICE.config_from(["hello-service", flag, "0"]).unwrap_err();
+
+        assert!(error.to_string().contains(flag), "{flag}: {error}");
+    }
+}
+
+/// A loopback address nothing listens on (yet).
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_service_run_from_its_command_line_applies_its_connection_limits_and_management_listener() {
+    let data = tempfile::tempdir().unwrap();
+    let (listen, management, no_issuer) = (free_address(), free_address(), free_address());
+    let config = SERVICE
+        .config_from([
+            "hello-service",
+            "--listen-addr",
+            &listen,
+            "--management-addr",
+            &management,
+            "--auth-issuer",
+            &format!("http://{no_issuer}"),
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--max-connections",
+            "10",
+            "--header-read-timeout-secs",
+            "1",
+        ])
+        .unwrap();
+    tokio::spawn(
+        SERVICE.run(config, |resources, _: &NoSettings| Ok(OpenApiRouter::new().with_state(resources))),
+    );
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while client.get(format!("http://{listen}/healthz")).send().await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the service never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut stalled = Vec::new();
+    for _ in 0..50 {
+        let mut stream = tokio::net::TcpStream::connect(&listen).await.unwrap();
+        stream.write_all(b"GET /heal").await.unwrap();
+        stalled.push(stream);
+    }
+    let scrape = client.get(format!("http://{management}/metrics")).send().await.unwrap();
+    let healthz = client.get(format!("http://{listen}/healthz")).send().await.unwrap();
+    let api_metrics = client.get(format!("http://{listen}/metrics")).send().await.unwrap();
+
+    assert_eq!(scrape.status(), 200);
+    assert!(scrape.text().await.unwrap().contains("http_connections_open"));
+    assert_eq!(healthz.status(), 200, "healthz after the stalled connections timed out");
+    assert_eq!(api_metrics.status(), 404);
 }
