@@ -6,8 +6,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
-use service_kit::Seconds;
 use service_kit::db::{StorageArgs, parse_secret};
+use service_kit::{Seconds, ServerArgs};
 use shared_auth::jws::Algorithm;
 
 use crate::keyring::KeyRingSettings;
@@ -34,6 +34,9 @@ pub struct Config {
     /// Database location.
     #[command(flatten)]
     pub storage: StorageArgs,
+    /// Connection limits, timeouts and the management listener (`MANAGEMENT_ADDR`).
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Public base URL of this server: the `iss` of every token and the base of discovery.
     #[arg(long, env = "ISSUER", default_value = "http://127.0.0.1:8080", global = true)]
     pub issuer: String,

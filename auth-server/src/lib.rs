@@ -54,19 +54,25 @@ pub async fn build_state_with_clock(config: Config, clock: Clock) -> anyhow::Res
 
 /// The full HTTP application for a state.
 pub fn router(state: AppState) -> Router {
-    let readiness = database_readiness(state.pool.clone());
-    App::new("auth-server", routes::api(state), readiness).build().0
+    app(state).build().0
 }
 
-/// Runs the server until SIGTERM or Ctrl-C.
+/// The application; its public URL, for Strict-Transport-Security, is the issuer.
+fn app(state: AppState) -> App {
+    let readiness = database_readiness(state.pool.clone());
+    let issuer = state.config.issuer();
+    App::new("auth-server", routes::api(state), readiness).public_url(&issuer)
+}
+
+/// Runs the server until SIGTERM or Ctrl-C, with the connection limits and management
+/// listener of [`service_kit::ServerArgs`].
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let listen_addr = config.listen_addr;
+    let server = config.server.clone();
     let key_reload = config.key_reload_secs.max(service_kit::Seconds::new(1)).duration();
     let state = build_state(config).await?;
     state.tokens.keyring().spawn_reload(key_reload);
     sessions::spawn_pruning(state.pool.clone(), state.clock.clone(), std::time::Duration::from_secs(60));
-    let listener = tokio::net::TcpListener::bind(listen_addr)
-        .await
-        .with_context(|| format!("failed to listen on {listen_addr}"))?;
-    service_kit::serve(listener, router(state)).await
+    let built = app(state).management_listener(server.management_addr.is_some()).build_all();
+    server.serve(listen_addr, built.router, built.management).await
 }
