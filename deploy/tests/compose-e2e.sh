@@ -10,7 +10,8 @@
 #   --skip-build    use the jwt-platform/*:local images already present
 #   --requests N    requests per outage phase (default 200)
 # Env: COMPOSE (default docker-compose; "docker compose" for v2), KEEP_UP=1 leaves the stack
-#      running for inspection, AUTH_HOST_PORT/USERS_HOST_PORT/ORDERS_HOST_PORT (8080/8081/8082).
+#      running for inspection, AUTH_HOST_PORT/USERS_HOST_PORT/ORDERS_HOST_PORT (8080/8081/8082),
+#      AUTH_MANAGEMENT_HOST_PORT/USERS_MANAGEMENT_HOST_PORT/ORDERS_MANAGEMENT_HOST_PORT (9080-9082).
 #
 # Needs: docker, compose, curl, python3 (JSON and the request loop), root for build-images.sh.
 # Exit status: 0 only if every check passed; the stack is always removed (down -v) unless KEEP_UP=1.
@@ -26,6 +27,10 @@ export JWT_IMAGE_TAG="${JWT_IMAGE_TAG:-local}"
 AUTH="http://127.0.0.1:${AUTH_HOST_PORT:-8080}"
 USERS="http://127.0.0.1:${USERS_HOST_PORT:-8081}"
 ORDERS="http://127.0.0.1:${ORDERS_HOST_PORT:-8082}"
+# The management listeners (MANAGEMENT_ADDR): /metrics lives there, not on the API ports.
+AUTH_MANAGEMENT="http://127.0.0.1:${AUTH_MANAGEMENT_HOST_PORT:-9080}"
+USERS_MANAGEMENT="http://127.0.0.1:${USERS_MANAGEMENT_HOST_PORT:-9081}"
+ORDERS_MANAGEMENT="http://127.0.0.1:${ORDERS_MANAGEMENT_HOST_PORT:-9082}"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -163,7 +168,13 @@ if [ "$seed_state" = "exited:0" ]; then ok "seed job exited 0"; else fail "seed 
 
 # ---- scenario with auth-server up ----------------------------------------------------------------
 for p in "$AUTH" "$USERS" "$ORDERS"; do
-    for path in /healthz /readyz /openapi.json /metrics; do
+    for path in /healthz /readyz /openapi.json; do
+        expect "GET $p$path" 200 "$(http GET "$p$path")"
+    done
+    expect "GET $p/metrics (moved to the management listener)" 404 "$(http GET "$p/metrics")"
+done
+for p in "$AUTH_MANAGEMENT" "$USERS_MANAGEMENT" "$ORDERS_MANAGEMENT"; do
+    for path in /metrics /healthz /readyz; do
         expect "GET $p$path" 200 "$(http GET "$p$path")"
     done
 done
