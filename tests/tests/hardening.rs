@@ -22,7 +22,7 @@ async fn stalled_connections_beyond_the_cap_do_not_starve_the_binaries_and_metri
     let users_management = launch::free_port().unwrap();
     let launcher = Launcher::new(
         services.clone(),
-        launch::workspace_binaries(&services).unwrap(),
+        launch::workspace_binaries(services).unwrap(),
         data.path(),
         SecretString::from("e2e-hardening-client-secret"),
     )
