@@ -16,14 +16,21 @@ use tracing_subscriber::fmt::{FormattedFields, MakeWriter};
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Initialises `tracing`: `RUST_LOG` filters (default `info`), `LOG_FORMAT=json` for JSON lines.
+/// Logs go to standard error: standard output is the operator commands' result (`auth-server
+/// clients create` prints the secret as JSON there), and a warning must not corrupt it.
 /// Safe to call twice (the second call does nothing), which tests rely on.
 pub fn init_telemetry() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
     if json {
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).json().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .json()
+            .try_init();
     } else {
-        let _ = text_subscriber(filter, std::io::stdout).try_init();
+        let _ = text_subscriber(filter, std::io::stderr).try_init();
     }
 }
 
