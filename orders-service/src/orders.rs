@@ -85,8 +85,11 @@ impl TryFrom<&str> for Item {
     type Error = ApiError;
     fn try_from(value: &str) -> Result<Self, ApiError> {
         let trimmed = value.trim();
-        if !(1..=200).contains(&trimmed.chars().count()) || trimmed.chars().any(char::is_control) {
-            return Err(ApiError::InvalidInput("item must be 1-200 characters without control characters"));
+        if !(1..=200).contains(&trimmed.chars().count()) || service_kit::text::has_forbidden_in_label(trimmed)
+        {
+            return Err(ApiError::InvalidInput(
+                "item must be 1-200 characters without control, bidirectional or zero-width characters",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }

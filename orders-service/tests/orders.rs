@@ -111,7 +111,8 @@ testkit::on_both_backends! {
         let app = TestApp::start(database, true).await;
         let token = app.user("v", "val");
         for body in [json!({"item": "", "quantity": 1}), json!({"item": "x", "quantity": 0}), json!({"item": "x", "quantity": 1001}),
-                     json!({"item": "x".repeat(201), "quantity": 1})] {
+                     json!({"item": "x".repeat(201), "quantity": 1}), json!({"item": "tea\u{202E}eeffoc", "quantity": 1}),
+                     json!({"item": "pi\u{200D}zza", "quantity": 1})] {
             assert_eq!(app.create(&token, &body).await.status(), 422, "{body}");
         }
         for body in [json!({"item": "x"}), json!({"item": "x", "quantity": "two"}), json!({"item": "x", "quantity": 1e30})] {

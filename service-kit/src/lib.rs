@@ -68,6 +68,7 @@ mod serve;
 mod server;
 mod settings;
 pub mod telemetry;
+pub mod text;
 
 pub use app::{App, BuiltApp};
 pub use auth_args::AuthArgs;

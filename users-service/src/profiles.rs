@@ -67,9 +67,9 @@ impl TryFrom<&str> for DisplayName {
     fn try_from(value: &str) -> Result<Self, ApiError> {
         let trimmed = value.trim();
         let length = trimmed.chars().count();
-        if !(1..=100).contains(&length) || trimmed.chars().any(char::is_control) {
+        if !(1..=100).contains(&length) || service_kit::text::has_forbidden_in_label(trimmed) {
             return Err(ApiError::InvalidInput(
-                "display_name must be 1-100 characters without control characters",
+                "display_name must be 1-100 characters without control, bidirectional or zero-width characters",
             ));
         }
         Ok(Self(trimmed.to_owned()))

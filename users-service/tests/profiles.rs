@@ -56,7 +56,9 @@ testkit::on_both_backends! {
         let updated = app.client.patch(&url).bearer_auth(&token).json(&json!({"display_name": "  Bob B.  "})).send().await.unwrap();
         assert_eq!(updated.status(), 200);
         assert_eq!(updated.json::<Value>().await.unwrap()["display_name"], "Bob B.");
-        for bad in ["", "   ", "line\nbreak", &"x".repeat(101)] {
+        // Bidirectional overrides ("Bob" + RLO + "nimda" shows as "Bobadmin") and zero-width
+        // characters would let one name pass for another.
+        for bad in ["", "   ", "line\nbreak", &"x".repeat(101), "Bob\u{202E}nimda", "ad\u{200B}min", "a\u{2066}b"] {
             let response = app.client.patch(&url).bearer_auth(&token).json(&json!({"display_name": bad})).send().await.unwrap();
             assert_eq!(response.status(), 422, "{bad:?}");
         }
