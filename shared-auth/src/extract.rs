@@ -3,7 +3,7 @@
 //!
 //! Scopes follow one scheme, `<resource>:<action>`: `profile:read` and `profile:write` (your
 //! own profile), `orders:read` and `orders:write` (your own orders), `users:read` (anyone's
-//! profile, for services). A service names each scope once, as a type ([`scope!`]), and the
+//! profile, for services). A service names each scope once, as a type ([`scope!`](crate::scope!)), and the
 //! handler's extractor enforces it.
 //!
 //! Responses follow RFC 6750 §3: no token, or credentials of another scheme (`Basic …`) → 401
@@ -247,7 +247,7 @@ where
 }
 
 /// A scope an operation needs, as a type, for [`Scoped`] and [`UserScoped`]. Declare one with
-/// [`scope!`].
+/// [`scope!`](crate::scope!).
 pub trait RequiredScope: Send + Sync + 'static {
     /// The scope, `<resource>:<action>`.
     const SCOPE: &'static str;
