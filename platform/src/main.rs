@@ -129,8 +129,8 @@ async fn run_service(service: &str, args: Vec<OsString>) -> anyhow::Result<ExitC
 
 async fn supervise(args: Args) -> anyhow::Result<()> {
     let services = Services::committed();
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("failed to create {}", args.data_dir.display()))?;
+    // It holds every service's database and the demo client secret: 0700, files 0600.
+    service_kit::files::private_dir(&args.data_dir)?;
     let client_secret = demo_client_secret(&args.data_dir)?;
     let program = std::env::current_exe().context("cannot find the platform binary")?;
     let programs = Programs::Dispatcher { program, flag: SERVICE_FLAG.to_owned() };
@@ -185,12 +185,8 @@ fn demo_client_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
         return Ok(SecretString::from(secret.trim().to_owned()));
     }
     let secret = auth_server::clients::generate_secret();
+    // Written 0600 from the start: never readable by others, not even until a chmod.
     shared_auth::persist::write_atomically(&path, secret.expose_secret().as_bytes())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
     Ok(secret)
 }
 
@@ -228,6 +224,26 @@ start the auth server. Ctrl-C stops everything.
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The demo secret is a credential: 0600 (written so from the start by
+    /// `write_atomically`), in a 0700 data dir, and kept across starts.
+    #[cfg(unix)]
+    #[test]
+    fn the_demo_client_secret_is_private_and_reused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        let data_dir = root.path().join("data");
+        service_kit::files::private_dir(&data_dir).unwrap();
+
+        let first = demo_client_secret(&data_dir).unwrap();
+        let again = demo_client_secret(&data_dir).unwrap();
+
+        let written: Vec<_> = std::fs::read_dir(&data_dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+        assert_eq!(written.len(), 1, "{written:?}");
+        assert_eq!((mode(&data_dir), mode(&written[0])), (0o700, 0o600));
+        assert_eq!(first.expose_secret(), again.expose_secret(), "a second start reuses it");
+    }
 
     #[test]
     fn this_binary_can_run_every_service_of_services_toml() {
