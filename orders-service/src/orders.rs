@@ -30,12 +30,13 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 /// A new order.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewOrder {
-    /// What is ordered: 1-200 characters, no control characters; surrounding spaces are removed.
+    /// What is ordered: 1-200 characters, no control, bidirectional or zero-width characters (see
+    /// `service_kit::text`); surrounding spaces are removed.
     #[schema(
         example = "coffee beans",
         min_length = 1,
         max_length = 200,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u200b-\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u200b-\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u200b-\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$"
     )]
     pub item: String,
     /// How many: 1-1000.

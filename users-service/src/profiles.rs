@@ -49,12 +49,13 @@ pub struct Profile {
 /// Profile changes.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ProfileUpdate {
-    /// 1-100 characters, no control characters; surrounding spaces are removed.
+    /// 1-100 characters, no control, bidirectional or zero-width characters (see
+    /// `service_kit::text`); surrounding spaces are removed.
     #[schema(
         example = "Alice Liddell",
         min_length = 1,
         max_length = 100,
-        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u200b-\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*[^\\s\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u200b-\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff][^\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u061c\\u200b-\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff]*$"
     )]
     pub display_name: String,
 }
