@@ -239,7 +239,8 @@ mod tests {
         let first = demo_client_secret(&data_dir).unwrap();
         let again = demo_client_secret(&data_dir).unwrap();
 
-        let written: Vec<_> = std::fs::read_dir(&data_dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+        let written: Vec<_> =
+            std::fs::read_dir(&data_dir).unwrap().map(|entry| entry.unwrap().path()).collect();
         assert_eq!(written.len(), 1, "{written:?}");
         assert_eq!((mode(&data_dir), mode(&written[0])), (0o700, 0o600));
         assert_eq!(first.expose_secret(), again.expose_secret(), "a second start reuses it");

@@ -55,7 +55,11 @@ async fn tampered_tokens_are_rejected() {
         ),
         Case::token(
             "scope extended with users:read",
-            resigned(&with(claims.clone(), "scope", json!("profile:read profile:write orders:read orders:write users:read"))),
+            resigned(&with(
+                claims.clone(),
+                "scope",
+                json!("profile:read profile:write orders:read orders:write users:read"),
+            )),
             bad,
         ),
         Case::token(

@@ -150,7 +150,8 @@ async fn a_valid_token_without_the_needed_scope_is_insufficient_scope() {
     admin_claims["roles"] = json!(["admin"]);
     let admin = app.sign_claims(&admin_claims);
     let mut roles_as_scope = app.claims();
-    roles_as_scope["scope"] = json!("profile:read profile:write orders:read orders:write admin users:read:all");
+    roles_as_scope["scope"] =
+        json!("profile:read profile:write orders:read orders:write admin users:read:all");
     let roles_as_scope = app.sign_claims(&roles_as_scope);
     let denied = Expect::InsufficientScope;
     let cases = vec![
