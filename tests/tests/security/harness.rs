@@ -182,6 +182,12 @@ impl UsersApp {
     /// Starts users-service with fresh keys loaded, and proves a genuine token is accepted, so
     /// every rejection a test sees is the forgery's doing.
     pub(crate) async fn start() -> Self {
+        Self::start_with_max_lifetime(None).await
+    }
+
+    /// [`UsersApp::start`] with `TOKEN_MAX_LIFETIME_SECS` set to `seconds` (`None`: the
+    /// default, 24 h).
+    pub(crate) async fn start_with_max_lifetime(seconds: Option<u32>) -> Self {
         let issuer = trusted_issuer().await;
         let database = TestDatabase::sqlite();
         let testkit::StartedService { url, router, .. } = testkit::start_resource_service(
@@ -189,7 +195,11 @@ impl UsersApp {
             users_service::api,
             &issuer.url,
             &database,
-            |_| {},
+            |config| {
+                if let Some(seconds) = seconds {
+                    config.auth.token_max_lifetime_secs = seconds.to_string().parse().unwrap();
+                }
+            },
         )
         .await;
         let app = Self { url, issuer, router, http: reqwest::Client::new(), _database: database };
@@ -279,6 +289,16 @@ pub(crate) enum Expect {
     NoToken,
     /// 403 `insufficient_scope`.
     InsufficientScope,
+    /// 403 with exactly `Bearer error="insufficient_scope", scope="<this scope>"`: the token
+    /// lacks a scope the client could ask for, and the challenge names it (RFC 6750 §3).
+    ScopeNeeded(&'static str),
+    /// 403 with exactly `Bearer error="insufficient_scope"` and no `scope` attribute: what is
+    /// missing is a role or a user behind the token, which no scope request can give.
+    NotPermitted,
+    /// Exactly this status (a success or a 404 past the auth check), never a 5xx.
+    Status(u16),
+    /// 422 `application/problem+json`: a valid token, a refused value.
+    Unprocessable,
     /// 200: accepted (documents what the verifier deliberately tolerates).
     Accepted,
 }
@@ -303,7 +323,17 @@ impl Expect {
                     && challenge.starts_with(r#"Bearer error="insufficient_scope""#)
                     && problem_json
             }
+            Self::ScopeNeeded(scope) => {
+                outcome.status == 403
+                    && challenge == format!(r#"Bearer error="insufficient_scope", scope="{scope}""#)
+                    && problem_json
+            }
+            Self::NotPermitted => {
+                outcome.status == 403 && challenge == r#"Bearer error="insufficient_scope""# && problem_json
+            }
             Self::Accepted => outcome.status == 200,
+            Self::Status(status) => outcome.status == status,
+            Self::Unprocessable => outcome.status == 422 && challenge.is_empty() && problem_json,
         };
         let grammar = challenge_follows_rfc6750_grammar(challenge);
         if outcome.status >= 500 {
@@ -343,6 +373,10 @@ pub(crate) struct Case {
     pub authorization: Vec<Vec<u8>>,
     /// Request path (default `/v1/users/me`).
     pub path: &'static str,
+    /// Request method (default GET).
+    pub method: reqwest::Method,
+    /// JSON body, if any.
+    pub body: Option<Value>,
     /// The required outcome.
     pub expect: Expect,
 }
@@ -355,7 +389,19 @@ impl Case {
 
     /// `Authorization: <value>` verbatim.
     pub(crate) fn header(name: impl Into<String>, value: impl Into<Vec<u8>>, expect: Expect) -> Self {
-        Self { name: name.into(), authorization: vec![value.into()], path: "/v1/users/me", expect }
+        Self {
+            name: name.into(),
+            authorization: vec![value.into()],
+            path: "/v1/users/me",
+            method: reqwest::Method::GET,
+            body: None,
+            expect,
+        }
+    }
+
+    /// No `Authorization` header, on `path`.
+    pub(crate) fn anonymous(name: impl Into<String>, path: &'static str, expect: Expect) -> Self {
+        Self { authorization: vec![], ..Self::header(name, Vec::new(), expect).on(path) }
     }
 
     /// The same request on another path.
@@ -363,15 +409,36 @@ impl Case {
         self.path = path;
         self
     }
+
+    /// The same request as `method` with the JSON `body`.
+    pub(crate) fn sending(mut self, method: reqwest::Method, body: Value) -> Self {
+        self.method = method;
+        self.body = Some(body);
+        self
+    }
 }
 
 /// Runs every case against `app`, then fails with the list of every case that went wrong (not
 /// just the first). Returns the number of cases, which each rule's test prints.
 pub(crate) async fn check(app: &UsersApp, rule: &str, cases: Vec<Case>) -> usize {
+    check_at(&app.url, &app.http, rule, cases).await
+}
+
+/// [`check`] against the service at `base_url` (orders-service, say).
+pub(crate) async fn check_at(base_url: &str, http: &reqwest::Client, rule: &str, cases: Vec<Case>) -> usize {
     let mut failures = Vec::new();
     for case in &cases {
-        let values: Vec<&[u8]> = case.authorization.iter().map(Vec::as_slice).collect();
-        let outcome = app.get_with(case.path, &values).await;
+        let mut request = http.request(case.method.clone(), format!("{base_url}{}", case.path));
+        for value in &case.authorization {
+            request = request.header(
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        if let Some(body) = &case.body {
+            request = request.json(body);
+        }
+        let outcome = Outcome::read(request.send().await.unwrap()).await;
         if let Some(why) = case.expect.mismatch(&outcome) {
             failures.push(format!("  - {}: {why}", case.name));
         }
@@ -465,6 +532,10 @@ impl AuthApp {
 /// orders-service in-process against the [`trusted_issuer`], without a users-service (orders
 /// are created without a customer name).
 pub(crate) struct OrdersApp {
+    /// Base URL.
+    pub url: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
     /// The router, for `oneshot` calls.
     pub router: Router,
     /// The issuer it trusts.
@@ -488,16 +559,28 @@ impl OrdersApp {
             },
         )
         .await;
-        Self { router: started.router, issuer, _database: database }
+        Self {
+            url: started.url,
+            http: reqwest::Client::new(),
+            router: started.router,
+            issuer,
+            _database: database,
+        }
     }
 
     /// A genuine user token for orders-service.
     pub(crate) fn token(&self) -> String {
-        sign_json(
-            &trusted_keys().eddsa,
-            &header_for(KID_EDDSA),
-            &user_claims(&self.issuer.url, "orders-service"),
-        )
+        self.sign_claims(&self.claims())
+    }
+
+    /// Genuine user claims for orders-service.
+    pub(crate) fn claims(&self) -> Value {
+        user_claims(&self.issuer.url, "orders-service")
+    }
+
+    /// `claims` with a genuine header, signed by the trusted EdDSA key.
+    pub(crate) fn sign_claims(&self, claims: &Value) -> String {
+        sign_json(&trusted_keys().eddsa, &header_for(KID_EDDSA), claims)
     }
 }
 

@@ -2,11 +2,14 @@
 //! sending a token (§2.2, §2.3), the `WWW-Authenticate` challenge and its error codes (§3,
 //! §3.1), and requests too large for any token.
 
-use serde_json::json;
+use reqwest::Method;
+use serde_json::{Value, json};
 use shared_auth::VerifyError;
+use testkit::scopes::USER_SCOPES;
 
 use super::harness::{
-    Case, Expect, KID_EDDSA, UsersApp, check, header_for, service_claims, sign_json, trusted_keys,
+    Case, Expect, KID_EDDSA, OrdersApp, UsersApp, check, check_at, header_for, service_claims, sign_json,
+    trusted_keys, with, without,
 };
 
 /// RFC 6750 §3: "If the request lacks any authentication information ... the resource server
@@ -17,12 +20,7 @@ async fn no_token_gets_a_bare_bearer_challenge() {
     let app = UsersApp::start().await;
     let cases = ["/v1/users/me", "/v1/users", "/v1/users/user-1"]
         .into_iter()
-        .map(|path| Case {
-            name: format!("GET {path} without Authorization"),
-            authorization: vec![],
-            path,
-            expect: Expect::NoToken,
-        })
+        .map(|path| Case::anonymous(format!("GET {path} without Authorization"), path, Expect::NoToken))
         .collect();
     check(&app, "RFC 6750 §3: no token", cases).await;
 }
@@ -60,10 +58,8 @@ async fn a_malformed_authorization_header_is_invalid_request() {
     ));
     cases.push(Case::header("Latin-1 scheme", b"B\xe9arer abc".to_vec(), bad));
     let two = |first: &str, second: &str| Case {
-        name: String::new(),
         authorization: vec![format!("Bearer {first}").into_bytes(), format!("Bearer {second}").into_bytes()],
-        path: "/v1/users/me",
-        expect: bad,
+        ..Case::header(String::new(), Vec::new(), bad)
     };
     cases.push(Case { name: "two headers: genuine, then garbage".into(), ..two(&genuine, "garbage") });
     cases.push(Case { name: "two headers: garbage, then genuine".into(), ..two("garbage", &genuine) });
@@ -206,4 +202,194 @@ async fn oversized_tokens_and_headers_get_4xx_never_5xx() {
         statuses.push(format!("{kib} KiB -> {status}"));
     }
     println!("[RFC 9110 §15.5: oversized headers] {}", statuses.join(", "));
+}
+
+/// A protected operation, the scope its OpenAPI document names, and what a token with just
+/// that scope (and `roles`) gets.
+struct Operation {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+    scope: &'static str,
+    roles: &'static [&'static str],
+    allowed: Expect,
+}
+
+impl Operation {
+    fn new(method: Method, path: &'static str, scope: &'static str, allowed: Expect) -> Self {
+        Self { method, path, body: None, scope, roles: &[], allowed }
+    }
+
+    fn with_body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    fn for_roles(mut self, roles: &'static [&'static str]) -> Self {
+        self.roles = roles;
+        self
+    }
+
+    fn case(&self, name: String, token: String, expect: Expect) -> Case {
+        let label = format!("{} {}: {name}", self.method, self.path);
+        let case = Case::token(label, token, expect).on(self.path);
+        match &self.body {
+            Some(body) => case.sending(self.method.clone(), body.clone()),
+            None => Case { method: self.method.clone(), ..case },
+        }
+    }
+
+    /// A user token narrowed in every way that leaves this operation's scope out gets 403
+    /// naming exactly that scope; the scope alone is enough.
+    fn narrowed_cases(&self, claims: &Value, sign: impl Fn(&Value) -> String) -> Vec<Case> {
+        let needed = self.scope;
+        let claims = with(claims.clone(), "roles", json!(self.roles));
+        let scoped = |scope: &str| sign(&with(claims.clone(), "scope", json!(scope)));
+        let others: Vec<&str> = USER_SCOPES.iter().copied().filter(|scope| *scope != needed).collect();
+        let (resource, _) = needed.split_once(':').unwrap();
+        let lacking = Expect::ScopeNeeded(needed);
+        let mut cases = vec![
+            self.case("every other user scope".into(), scoped(&others.join(" ")), lacking),
+            self.case("scope empty".into(), scoped(""), lacking),
+            self.case("no scope claim".into(), sign(&without(claims.clone(), "scope")), lacking),
+        ];
+        for look_alike in [
+            needed.to_uppercase(),
+            format!("{needed}s"),
+            format!("{resource}:*"),
+            resource.to_owned(),
+            needed.replace(':', "."),
+            format!("{needed},{}", others[0]),
+            format!("\"{needed}\""),
+        ] {
+            cases.push(self.case(format!("look-alike scope {look_alike:?}"), scoped(&look_alike), lacking));
+        }
+        cases.push(self.case(format!("only {needed} is enough"), scoped(needed), self.allowed));
+        cases
+    }
+}
+
+/// RFC 6750 §3.1 `insufficient_scope` ("the request requires higher privileges than provided by
+/// the access token") with §3's `scope` attribute: at users-service, every operation refuses a
+/// user token narrowed to other scopes (the auth server issues such tokens, e.g. by token
+/// exchange) with 403 naming the scope its document lists, whatever look-alike the token
+/// carries; the scope alone gets through.
+#[tokio::test]
+async fn users_service_refuses_a_token_narrowed_to_other_scopes_and_names_the_scope() {
+    let app = UsersApp::start().await;
+    let operations = [
+        Operation::new(Method::GET, "/v1/users/me", "profile:read", Expect::Accepted),
+        Operation::new(Method::PATCH, "/v1/users/me", "profile:write", Expect::Accepted)
+            .with_body(json!({"display_name": "Narrowed"})),
+        Operation::new(Method::GET, "/v1/users/user-1", "profile:read", Expect::Accepted),
+        Operation::new(Method::GET, "/v1/users", "profile:read", Expect::Accepted).for_roles(&["admin"]),
+        Operation::new(Method::GET, "/v1/users/someone-else", "profile:read", Expect::Status(404))
+            .for_roles(&["admin"]),
+    ];
+    let cases: Vec<Case> = operations
+        .iter()
+        .flat_map(|operation| operation.narrowed_cases(&app.claims(), |claims| app.sign_claims(claims)))
+        .collect();
+    check(&app, "RFC 6750 §3.1: insufficient_scope names the scope (users-service)", cases).await;
+}
+
+/// RFC 6750 §3.1 and §3, at orders-service: the same for its three operations.
+#[tokio::test]
+async fn orders_service_refuses_a_token_narrowed_to_other_scopes_and_names_the_scope() {
+    let app = OrdersApp::start().await;
+    let operations = [
+        Operation::new(Method::GET, "/v1/orders", "orders:read", Expect::Accepted),
+        Operation::new(Method::POST, "/v1/orders", "orders:write", Expect::Status(201))
+            .with_body(json!({"item": "narrowed beans", "quantity": 1})),
+        Operation::new(Method::GET, "/v1/orders/no-such-order", "orders:read", Expect::Status(404)),
+    ];
+    let cases: Vec<Case> = operations
+        .iter()
+        .flat_map(|operation| operation.narrowed_cases(&app.claims(), |claims| app.sign_claims(claims)))
+        .collect();
+    check_at(
+        &app.url,
+        &app.http,
+        "RFC 6750 §3.1: insufficient_scope names the scope (orders-service)",
+        cases,
+    )
+    .await;
+}
+
+/// RFC 6750 §3.1 `insufficient_scope` without a `scope` attribute when no scope would help:
+/// a missing role (listing users, reading someone else's profile without `admin`), a role
+/// spelled differently or smuggled in as a scope, and a service token (every scope it could
+/// hold) on an operation for people, at both services. §3 lets the attribute name only scopes
+/// a client can request, and no client can request a role or a user.
+#[tokio::test]
+async fn a_missing_role_or_a_service_token_is_insufficient_scope_without_a_scope_attribute() {
+    let users = UsersApp::start().await;
+    let orders = OrdersApp::start().await;
+    let user = users.token();
+    let user_with = |member: &str, value: Value| users.sign_claims(&with(users.claims(), member, value));
+    let every_scope = "profile:read profile:write orders:read orders:write users:read";
+    let service = |audience: &str, issuer: &str, scope: &str| {
+        sign_json(&trusted_keys().eddsa, &header_for(KID_EDDSA), &service_claims(issuer, audience, scope))
+    };
+    let users_service_token = service("users-service", &users.issuer.url, every_scope);
+    let denied = Expect::NotPermitted;
+    let patch = |case: Case| case.sending(Method::PATCH, json!({"display_name": "Service"}));
+    let users_cases = vec![
+        Case::token("user without role admin lists users", &user, denied).on("/v1/users"),
+        Case::token("role \"Admin\" is not admin", user_with("roles", json!(["Admin"])), denied)
+            .on("/v1/users"),
+        Case::token("role \"admin \" is not admin", user_with("roles", json!(["admin "])), denied)
+            .on("/v1/users"),
+        Case::token(
+            "\"admin\" as a scope is not the role",
+            user_with("scope", json!(format!("{every_scope} admin"))),
+            denied,
+        )
+        .on("/v1/users"),
+        Case::token("user without admin or users:read reads another profile", &user, denied)
+            .on("/v1/users/someone-else"),
+        Case::token("service token with every scope reads /v1/users/me", &users_service_token, denied),
+        patch(Case::token(
+            "service token with every scope changes /v1/users/me",
+            &users_service_token,
+            denied,
+        )),
+        Case::token("service token with every scope lists users", &users_service_token, denied)
+            .on("/v1/users"),
+        Case::token(
+            "service token without users:read reads a profile",
+            service("users-service", &users.issuer.url, "profile:read"),
+            denied,
+        )
+        .on("/v1/users/user-1"),
+        Case::token(
+            "control: role admin lists users",
+            user_with("roles", json!(["admin"])),
+            Expect::Accepted,
+        )
+        .on("/v1/users"),
+    ];
+    let users_count =
+        check(&users, "RFC 6750 §3.1: insufficient_scope for a role or a user (users-service)", users_cases)
+            .await;
+
+    let orders_service_token = service("orders-service", &orders.issuer.url, every_scope);
+    let orders_cases = vec![
+        Case::token("service token with every scope lists orders", &orders_service_token, denied)
+            .on("/v1/orders"),
+        Case::token("service token with every scope places an order", &orders_service_token, denied)
+            .on("/v1/orders")
+            .sending(Method::POST, json!({"item": "service beans", "quantity": 1})),
+        Case::token("service token with every scope reads an order", &orders_service_token, denied)
+            .on("/v1/orders/no-such-order"),
+        Case::token("control: a user token lists orders", orders.token(), Expect::Accepted).on("/v1/orders"),
+    ];
+    let orders_count = check_at(
+        &orders.url,
+        &orders.http,
+        "RFC 6750 §3.1: insufficient_scope for a role or a user (orders-service)",
+        orders_cases,
+    )
+    .await;
+    assert_eq!(users_count + orders_count, 14);
 }
