@@ -29,6 +29,8 @@ mod owasp_asvs_v9_tokens;
 mod properties;
 #[path = "security/rfc6750.rs"]
 mod rfc6750;
+#[path = "security/rfc7662.rs"]
+mod rfc7662;
 #[path = "security/rfc8725.rs"]
 mod rfc8725;
 #[path = "security/rfc9068_section4.rs"]
