@@ -277,6 +277,18 @@ impl Launcher {
         Ok(process)
     }
 
+    /// [`Launcher::start`] with the service's standard error, where its logs go, written to
+    /// `log`: for tests that read what a real binary logged.
+    pub async fn start_logging_to(&self, service: &str, log: std::fs::File) -> anyhow::Result<Process> {
+        let mut command = self.command(service, &[])?;
+        command.stderr(Stdio::from(log));
+        let child = command.spawn().with_context(|| format!("failed to start {service}"))?;
+        let address = self.address(service).with_context(|| format!("{service} has no address"))?;
+        let mut process = Process { name: service.to_owned(), address, child, started: Instant::now() };
+        process.wait_ready().await?;
+        Ok(process)
+    }
+
     fn spawn(&self, service: &str) -> anyhow::Result<Process> {
         let child =
             self.command(service, &[])?.spawn().with_context(|| format!("failed to start {service}"))?;

@@ -8,7 +8,8 @@
 //! - [`FakeIssuer`]: an auth server stand-in that publishes a key set and signs any claims,
 //!   for testing resource services without the real auth server.
 //! - [`serve`]: runs a router on a free loopback port; [`start_resource_service`]: any resource
-//!   service built by its `service-kit` recipe, on a fresh database, trusting a given issuer.
+//!   service built by its `service-kit` recipe, on a fresh database, trusting a given issuer;
+//!   [`count_rows`]: what a request stored, or did not.
 //! - [`services`]: the platform's services as `services.toml` lists them, and [`launch`]: the
 //!   launcher of the real binaries that `platform` and the end-to-end tests share.
 //!
@@ -184,6 +185,16 @@ pub async fn serve(router: axum::Router) -> String {
             .unwrap();
     });
     format!("http://{address}")
+}
+
+#[cfg(feature = "databases")]
+/// The number of rows in `table`: for a test that asserts what a request stored, or did not.
+pub async fn count_rows(pool: &sqlx::AnyPool, table: &str) -> i64 {
+    assert!(
+        !table.is_empty() && table.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_'),
+        "{table:?} is not a table name"
+    );
+    sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(pool).await.unwrap()
 }
 
 #[cfg(feature = "databases")]
