@@ -1,7 +1,8 @@
 //! OWASP ASVS 5.0 chapter V6, authentication, at the real auth server: password length and
 //! composition (6.2.1, 6.2.5, 6.2.9), passwords used exactly as given (6.2.8), brute-force
-//! throttling (6.3.1), also against parallel guesses, and failures that do not tell whether an
-//! account exists (6.3.8).
+//! throttling (6.3.1), also against parallel guesses and against a flood under new names,
+//! failures that do not tell whether an account exists (6.3.8), and the registration limit per
+//! address (2.4.1, anti-automation of account creation).
 
 use std::time::{Duration, Instant};
 
@@ -214,5 +215,92 @@ async fn failed_logins_do_not_reveal_whether_the_account_exists() {
         answers.len(),
         unknown,
         wrong
+    );
+}
+
+/// ASVS 2.4.1 ("anti-automation controls ... against excessive calls ... garbage-data creation,
+/// quota exhaustion") on the account-creation path ASVS V6 protects: `POST /v1/users` is limited
+/// per client address (`REGISTRATION_LIMIT_PER_HOUR`, here 3). The next registration from that
+/// address is 429 with `Retry-After` (at most an hour) and stores nothing: no row, and the name
+/// is still free; another address still registers.
+#[tokio::test]
+async fn registrations_beyond_the_limit_per_address_get_429_and_store_nothing() {
+    let auth = AuthApp::start_with(|config| {
+        config.argon2_memory_kib = 1024;
+        config.argon2_iterations = 1;
+        config.registration_limit_per_hour = 3;
+        config.trust_x_forwarded_for = true;
+    })
+    .await;
+    let register_from = |address: &'static str, username: &str| {
+        auth.http
+            .post(format!("{}/v1/users", auth.url))
+            .header("x-forwarded-for", address)
+            .json(&json!({"username": username, "password": "registration-password"}))
+            .send()
+    };
+    for index in 0..3 {
+        let response = register_from("192.0.2.7", &format!("limited-{index}")).await.unwrap();
+        assert_eq!(response.status(), 201, "registration {index} of 3");
+    }
+    let users_before = testkit::count_rows(&auth.state.pool, "users").await;
+
+    let refused = register_from("192.0.2.7", "limited-3").await.unwrap();
+    let refused_again = register_from("192.0.2.7", "limited-4").await.unwrap();
+
+    let mut outcomes = Vec::new();
+    for (name, response) in [("fourth", refused), ("fifth", refused_again)] {
+        assert_eq!(response.status(), 429, "{name} registration from the address");
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{name}");
+        let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=3600).contains(&retry_after), "{name}: Retry-After {retry_after}");
+        outcomes.push(retry_after);
+    }
+    assert_eq!(
+        testkit::count_rows(&auth.state.pool, "users").await,
+        users_before,
+        "no row for a refused one"
+    );
+    assert_eq!(auth.login("limited-3", "registration-password").await.status(), 401, "no account");
+    let elsewhere = register_from("192.0.2.8", "limited-3").await.unwrap();
+    assert_eq!(elsewhere.status(), 201, "the name was still free, and the limit is per address");
+    println!(
+        "[ASVS 2.4.1, V6: registration limit per address] 5 cases: all as required (Retry-After {outcomes:?})"
+    );
+}
+
+/// ASVS 6.3.1 against a flood: once an address is locked (after ten failures at threshold 1),
+/// a hundred more attempts under new usernames each get 429 and add no row to
+/// `login_failures`, so a locked attacker cannot grow the throttle's own table (a resource
+/// exhaustion of the control itself, ASVS 2.4.1).
+#[tokio::test]
+async fn a_flood_from_a_locked_address_under_new_names_adds_no_rows() {
+    let auth = AuthApp::start_with(|config| {
+        config.argon2_memory_kib = 1024;
+        config.argon2_iterations = 1;
+        config.login_failure_threshold = 1;
+    })
+    .await;
+    for name in 0..10 {
+        assert_eq!(
+            auth.login(&format!("flood-{name}"), "wrong-password").await.status(),
+            401,
+            "attempt {name}"
+        );
+    }
+    assert_eq!(auth.login("flood-10", "wrong-password").await.status(), 429, "the address is locked");
+    let rows_before = testkit::count_rows(&auth.state.pool, "login_failures").await;
+    assert!(rows_before > 0, "the failures so far were counted");
+
+    let mut statuses = std::collections::BTreeMap::new();
+    for name in 11..111 {
+        let status = auth.login(&format!("flood-{name}"), "wrong-password").await.status().as_u16();
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+
+    assert_eq!(statuses, [(429, 100)].into(), "every attempt of the flood");
+    assert_eq!(testkit::count_rows(&auth.state.pool, "login_failures").await, rows_before, "rows added");
+    println!(
+        "[ASVS 6.3.1: flood from a locked address] 100 cases: all as required ({rows_before} rows before and after)"
     );
 }
