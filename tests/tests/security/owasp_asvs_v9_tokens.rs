@@ -434,3 +434,57 @@ fn b64_standard(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// ASVS 9.2.1 ("the token and its content are accepted only if the verification time is within
+/// this validity time span") with RFC 8725 §3.10's distrust of what a token says about itself:
+/// a validity span longer than the verifier's maximum lifetime (`TOKEN_MAX_LIFETIME_SECS`,
+/// default 24 h) is refused 401 for that reason, however well signed, by each trusted key, and
+/// whether `exp` is far ahead or `iat` far back. Exactly the maximum is accepted. A service
+/// configured with 1 h holds tokens to that.
+#[tokio::test]
+async fn tokens_living_longer_than_the_maximum_lifetime_are_rejected() {
+    const DAY: i64 = 24 * 3600;
+    let app = UsersApp::start().await;
+    let now = unix_now_i64();
+    let span = |iat: i64, exp: i64| with(with(app.claims(), "iat", json!(iat)), "exp", json!(exp));
+    let too_long = Expect::Rejected(VerifyError::LifetimeTooLong);
+    let mut cases = vec![
+        Case::token("exp a day and a second after iat", app.sign_claims(&span(now, now + DAY + 1)), too_long),
+        Case::token("exp a year ahead", app.sign_claims(&span(now, now + 365 * DAY)), too_long),
+        Case::token("exp i64::MAX", app.sign_claims(&span(now, i64::MAX)), too_long),
+        Case::token(
+            "iat a year back, exp in 15 min",
+            app.sign_claims(&span(now - 365 * DAY, now + 900)),
+            too_long,
+        ),
+        Case::token("iat 0, exp in 15 min", app.sign_claims(&span(0, now + 900)), too_long),
+        Case::token(
+            "iat i64::MIN, exp in 15 min (the span overflows)",
+            app.sign_claims(&span(i64::MIN, now + 900)),
+            too_long,
+        ),
+        Case::token(
+            "nbf now does not shorten a long span",
+            app.sign_claims(&with(span(now - 2 * DAY, now + 900), "nbf", json!(now))),
+            too_long,
+        ),
+        Case::token("exactly 24 h is accepted", app.sign_claims(&span(now, now + DAY)), Expect::Accepted),
+    ];
+    for (kid, key) in trusted_keys().all() {
+        cases.push(Case::token(
+            format!("a 48 h token signed by the trusted {kid}"),
+            sign_json(key, &header_for(kid), &span(now, now + 2 * DAY)),
+            too_long,
+        ));
+    }
+    check(&app, "ASVS 9.2.1: maximum lifetime (default 24 h)", cases).await;
+
+    let strict = UsersApp::start_with_max_lifetime(Some(3600)).await;
+    let span = |seconds: i64| with(with(strict.claims(), "iat", json!(now)), "exp", json!(now + seconds));
+    let cases = vec![
+        Case::token("3601 s with TOKEN_MAX_LIFETIME_SECS=3600", strict.sign_claims(&span(3601)), too_long),
+        Case::token("a day with TOKEN_MAX_LIFETIME_SECS=3600", strict.sign_claims(&span(DAY)), too_long),
+        Case::token("3600 s is accepted", strict.sign_claims(&span(3600)), Expect::Accepted),
+    ];
+    check(&strict, "ASVS 9.2.1: maximum lifetime (TOKEN_MAX_LIFETIME_SECS)", cases).await;
+}
