@@ -21,6 +21,8 @@
 
 #[path = "security/harness.rs"]
 mod harness;
+#[path = "security/owasp_asvs_v2_validation.rs"]
+mod owasp_asvs_v2_validation;
 #[path = "security/owasp_asvs_v6_authentication.rs"]
 mod owasp_asvs_v6_authentication;
 #[path = "security/owasp_asvs_v9_tokens.rs"]
