@@ -23,6 +23,8 @@
 mod harness;
 #[path = "security/owasp_asvs_v2_validation.rs"]
 mod owasp_asvs_v2_validation;
+#[path = "security/owasp_asvs_v3_headers.rs"]
+mod owasp_asvs_v3_headers;
 #[path = "security/owasp_asvs_v6_authentication.rs"]
 mod owasp_asvs_v6_authentication;
 #[path = "security/owasp_asvs_v9_tokens.rs"]
