@@ -21,6 +21,8 @@
 
 #[path = "security/harness.rs"]
 mod harness;
+#[path = "security/owasp_asvs_v13_configuration.rs"]
+mod owasp_asvs_v13_configuration;
 #[path = "security/owasp_asvs_v16_logging.rs"]
 mod owasp_asvs_v16_logging;
 #[path = "security/owasp_asvs_v2_validation.rs"]
