@@ -202,8 +202,12 @@ async fn get_user(
         auth.require_scope(ProfileRead::SCOPE)?;
         return Ok(AppJson(find_or_create(&pool, &auth).await?));
     }
-    // Someone else's: a service with `users:read`, or an administrator's user token.
+    // Someone else's: a service with `users:read`, or an administrator's user token. A service
+    // token can only get in by that scope, so its refusal names it.
     if !auth.has_scope(UsersRead::SCOPE) {
+        if !auth.is_user() {
+            auth.require_scope(UsersRead::SCOPE)?;
+        }
         auth.require_role("admin")?;
         auth.require_scope(ProfileRead::SCOPE)?;
     }
