@@ -1,7 +1,6 @@
 //! The connection hardening of the real binaries, configured as an operator would, through the
 //! environment: a cap on connections, a header-read timeout, and `/metrics` on a management
 //! listener (`MANAGEMENT_ADDR`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 

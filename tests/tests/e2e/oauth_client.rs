@@ -1,6 +1,5 @@
 //! A generic OAuth 2.0 client's walk through the platform, using only what the discovery
 //! metadata advertises: metadata → client_credentials with HTTP Basic → a call to users-service.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use e2e::{Stack, StackOptions};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! The platform's security suite, organised by the rule each test defends. Every test cites its
 //! rule; table-driven tests print `[rule] N cases` so the coverage per rule reads off the output
-//! (`cargo test -p e2e --test security -- --nocapture`).
+//! (`cargo test -p e2e --test e2e security -- --nocapture`).
 //!
 //! Token tests run at the HTTP level against users-service (and orders-service) started
 //! in-process, trusting an issuer whose keys the tests hold (see `harness`), and require the
@@ -25,31 +25,17 @@
 //! | `owasp_asvs_v13_configuration` | ASVS 5.0 V13.3.2: data dirs 0700, databases 0600 (real binaries) |
 //! | `owasp_asvs_v16_logging` | ASVS 5.0 V16: no forged log entries, no secrets in logs (real auth-server) |
 //! | `properties` | proptest: token edits and arbitrary JSON bodies never accepted / never 5xx |
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "security/harness.rs"]
 mod harness;
-#[path = "security/owasp_asvs_v13_configuration.rs"]
 mod owasp_asvs_v13_configuration;
-#[path = "security/owasp_asvs_v16_logging.rs"]
 mod owasp_asvs_v16_logging;
-#[path = "security/owasp_asvs_v2_validation.rs"]
 mod owasp_asvs_v2_validation;
-#[path = "security/owasp_asvs_v3_headers.rs"]
 mod owasp_asvs_v3_headers;
-#[path = "security/owasp_asvs_v6_authentication.rs"]
 mod owasp_asvs_v6_authentication;
-#[path = "security/owasp_asvs_v9_tokens.rs"]
 mod owasp_asvs_v9_tokens;
-#[path = "security/properties.rs"]
 mod properties;
-#[path = "security/rfc6750.rs"]
 mod rfc6750;
-#[path = "security/rfc7662.rs"]
 mod rfc7662;
-#[path = "security/rfc8725.rs"]
 mod rfc8725;
-#[path = "security/rfc9068_section4.rs"]
 mod rfc9068_section4;
-#[path = "security/rfc9700.rs"]
 mod rfc9700;
