@@ -318,9 +318,8 @@ where
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Self::Rejection> {
-        let authenticated =
-            <Authenticated as FromRequestParts<State>>::from_request_parts(parts, state).await?;
-        authenticated.require_user()?;
+        let AuthenticatedUser(authenticated) =
+            <AuthenticatedUser as FromRequestParts<State>>::from_request_parts(parts, state).await?;
         authenticated.require_scope(S::SCOPE)?;
         Ok(Self(authenticated, std::marker::PhantomData))
     }
