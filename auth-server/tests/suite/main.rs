@@ -9,8 +9,10 @@
 mod accounts;
 mod cli;
 mod common;
+mod hosted_login;
 mod keys;
 mod oauth_token;
+mod oidc_basic_op;
 mod operations;
 mod sessions;
 mod store;
