@@ -12,11 +12,14 @@
 //!   [`count_rows`]: what a request stored, or did not.
 //! - [`services`]: the platform's services as `services.toml` lists them, and [`launch`]: the
 //!   launcher of the real binaries that `platform` and the end-to-end tests share.
+//! - [`browser`]: a scripted browser (cookie jar, no redirect following, HTML forms) and the
+//!   authorize → hosted login → consent walk of the authorization code tests.
 //!
 //! The default feature `databases` brings [`TestDatabase`] and what needs one; `platform` uses
 //! only [`services`] and [`launch`] and turns it off.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod browser;
 mod issuer;
 pub mod launch;
 pub mod scopes;
