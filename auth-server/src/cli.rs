@@ -46,14 +46,32 @@ pub async fn run_on(state: &AppState, command: Command) -> anyhow::Result<()> {
                 serde_json::json!({ "username": username, "disabled": true, "sessions_ended": ended })
             );
         }
-        Command::Clients(ClientsCommand::Create { client_id, scope, audiences, introspect }) => {
+        Command::Clients(ClientsCommand::Create {
+            client_id,
+            scope,
+            audiences,
+            introspect,
+            redirect_uris,
+            public,
+            post_logout_redirect_uris,
+            first_party,
+            id_token_alg,
+        }) => {
             let secret = clients::generate_secret();
             let scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
-            let registration = clients::Registration { scopes, audiences, introspect_any: introspect };
-            clients::register(&state.pool, &client_id, &secret, &registration).await?;
-            let created =
-                clients::CreatedClient { client_id, client_secret: secret.expose_secret().to_owned() };
-            println!("{}", serde_json::to_string(&created)?);
+            let registration = clients::Registration {
+                scopes,
+                audiences,
+                introspect_any: introspect,
+                redirect_uris,
+                post_logout_redirect_uris,
+                public,
+                first_party,
+                id_token_alg,
+            };
+            create_client(state, &client_id, &secret, &registration).await?;
+            let client_secret = (!public).then(|| secret.expose_secret().to_owned());
+            println!("{}", serde_json::to_string(&clients::CreatedClient { client_id, client_secret })?);
         }
         Command::Clients(ClientsCommand::List) => {
             println!("{}", serde_json::to_string_pretty(&store::clients::list(&state.pool).await?)?);
@@ -75,6 +93,22 @@ pub async fn run_on(state: &AppState, command: Command) -> anyhow::Result<()> {
         }
         Command::DemoSeed { client_secret } => demo_seed(state, &client_secret).await?,
         Command::Serve | Command::Healthcheck => {}
+    }
+    Ok(())
+}
+
+/// Registers a client, and publishes a key of its id_token algorithm at once when none exists
+/// (RS256 beside the EdDSA default): a relying party that fetched the key set when it started
+/// then already knows the key its first id_token names.
+pub async fn create_client(
+    state: &AppState,
+    client_id: &str,
+    secret: &SecretString,
+    registration: &clients::Registration,
+) -> anyhow::Result<()> {
+    clients::register(&state.pool, client_id, secret, registration).await?;
+    if !registration.redirect_uris.is_empty() {
+        state.tokens.keyring().signing_key_for(registration.id_token_alg).await?;
     }
     Ok(())
 }
@@ -150,5 +184,31 @@ pub async fn demo_seed(state: &AppState, client_secret: &SecretString) -> anyhow
         .await?;
         println!("created client orders-service");
     }
+    for (client_id, redirect_uris, post_logout) in demo_browser_clients() {
+        if store::clients::find(&state.pool, client_id).await?.is_none() {
+            let registration = clients::Registration {
+                scopes: state.config.user_scope.split_whitespace().map(str::to_owned).collect(),
+                redirect_uris,
+                post_logout_redirect_uris: post_logout,
+                public: true,
+                first_party: true,
+                ..clients::Registration::default()
+            };
+            clients::register(&state.pool, client_id, &clients::generate_secret(), &registration).await?;
+            println!("created client {client_id}");
+        }
+    }
     Ok(())
+}
+
+/// The public, first-party browser clients of the demo (DESIGN.md "Clients"): the demo web
+/// app, and Swagger UI on each binary's `/docs`.
+fn demo_browser_clients() -> [(&'static str, Vec<String>, Vec<String>); 2] {
+    let demo_web = "http://127.0.0.1:8083";
+    let swagger =
+        [8080, 8081, 8082].map(|port| format!("http://127.0.0.1:{port}/docs/oauth2-redirect.html")).to_vec();
+    [
+        ("demo-web", vec![format!("{demo_web}/callback")], vec![format!("{demo_web}/")]),
+        ("swagger-ui", swagger, Vec::new()),
+    ]
 }

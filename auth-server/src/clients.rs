@@ -10,6 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
+use shared_auth::jws::Algorithm;
 use shared_auth::time::unix_now_i64;
 use sqlx::AnyPool;
 use subtle::ConstantTimeEq as _;
@@ -23,8 +24,9 @@ use crate::tokens::hash_token;
 pub struct CreatedClient {
     /// Client id.
     pub client_id: String,
-    /// The secret; shown once, stored only hashed.
-    pub client_secret: String,
+    /// The secret; shown once, stored only hashed. Absent for a public client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
 }
 
 impl std::fmt::Debug for CreatedClient {
@@ -46,14 +48,107 @@ fn valid_id(value: &str) -> bool {
 }
 
 /// What a client is registered with.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Registration {
     /// Scopes it may request.
     pub scopes: Vec<String>,
-    /// Audiences its tokens are for (at least one).
+    /// Audiences its tokens are for (at least one, unless it has redirect URIs).
     pub audiences: Vec<String>,
     /// May introspect every token.
     pub introspect_any: bool,
+    /// Exact redirect URIs of the authorization code grant.
+    pub redirect_uris: Vec<String>,
+    /// Where logout may redirect.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// No secret: `client_id` alone at the token endpoint.
+    pub public: bool,
+    /// Not asked for consent.
+    pub first_party: bool,
+    /// `EdDSA` or `RS256`.
+    pub id_token_alg: Algorithm,
+}
+
+impl Default for Registration {
+    fn default() -> Self {
+        Self {
+            scopes: Vec::new(),
+            audiences: Vec::new(),
+            introspect_any: false,
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            public: false,
+            first_party: false,
+            id_token_alg: Algorithm::EdDSA,
+        }
+    }
+}
+
+/// Checks a redirect URI as DESIGN.md's "Clients" says: absolute, `https` (or `http` on a
+/// loopback host: `127.0.0.1`, `[::1]`, `localhost`), without a fragment, and without spaces
+/// (the stored list is space-separated; a valid URI has none anyway).
+pub fn validate_redirect_uri(uri: &str) -> anyhow::Result<()> {
+    let parsed = url::Url::parse(uri).map_err(|error| anyhow::anyhow!("redirect URI {uri:?}: {error}"))?;
+    anyhow::ensure!(!uri.contains('#') && parsed.fragment().is_none(), "redirect URI {uri:?} has a fragment");
+    anyhow::ensure!(!uri.chars().any(char::is_whitespace), "redirect URI {uri:?} contains whitespace");
+    anyhow::ensure!(
+        parsed.username().is_empty() && parsed.password().is_none(),
+        "redirect URI {uri:?} has user info"
+    );
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(&parsed) => Ok(()),
+        "http" => anyhow::bail!("redirect URI {uri:?} must be https (plain http only for loopback hosts)"),
+        scheme => anyhow::bail!("redirect URI {uri:?}: scheme {scheme} is not allowed"),
+    }
+}
+
+fn is_loopback_host(url: &url::Url) -> bool {
+    matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"))
+}
+
+impl Client {
+    /// Whether `uri` is one of its redirect URIs: the exact string, or for a public client
+    /// registered with a port-less loopback IP URI, the same URI with any port (RFC 8252 §7.3).
+    pub fn allows_redirect(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|registered| registered == uri)
+            || (self.public && self.redirect_uris.iter().any(|registered| loopback_any_port(registered, uri)))
+    }
+
+    /// Whether `uri` is one of its post-logout redirect URIs (exact string).
+    pub fn allows_post_logout_redirect(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris.iter().any(|registered| registered == uri)
+    }
+
+    /// Whether it may use the authorization code grant.
+    pub fn uses_authorization_code(&self) -> bool {
+        !self.redirect_uris.is_empty()
+    }
+
+    /// The algorithm of its id_tokens.
+    pub fn id_token_algorithm(&self) -> Algorithm {
+        Algorithm::parse(&self.id_token_alg).unwrap_or(Algorithm::EdDSA)
+    }
+}
+
+/// RFC 8252 §7.3: `http://127.0.0.1/cb` or `http://[::1]/cb` registered without a port matches
+/// the same URI with any port. Nothing else about the URI may differ.
+fn loopback_any_port(registered: &str, presented: &str) -> bool {
+    let (Ok(registered), Ok(mut presented)) = (url::Url::parse(registered), url::Url::parse(presented))
+    else {
+        return false;
+    };
+    let loopback_ip = matches!(registered.host_str(), Some("127.0.0.1" | "[::1]"));
+    if registered.scheme() != "http"
+        || !loopback_ip
+        || registered.port().is_some()
+        || presented.port().is_none()
+    {
+        return false;
+    }
+    if presented.set_port(None).is_err() {
+        return false;
+    }
+    registered.as_str() == presented.as_str()
 }
 
 /// Registers a client with the given secret, scopes and audiences (see [`register`]).
@@ -65,7 +160,7 @@ pub async fn create(
     audiences: &[String],
 ) -> anyhow::Result<()> {
     let registration =
-        Registration { scopes: scopes.to_vec(), audiences: audiences.to_vec(), introspect_any: false };
+        Registration { scopes: scopes.to_vec(), audiences: audiences.to_vec(), ..Registration::default() };
     register(pool, client_id, secret, &registration).await
 }
 
@@ -78,17 +173,37 @@ pub async fn register(
     registration: &Registration,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(valid_id(client_id), "client id must be 1-128 characters of A-Z a-z 0-9 . _ - :");
-    anyhow::ensure!(!registration.audiences.is_empty(), "a client needs at least one audience");
+    anyhow::ensure!(
+        !registration.audiences.is_empty() || !registration.redirect_uris.is_empty(),
+        "a client needs at least one audience (or a redirect URI, whose tokens default to TOKEN_AUDIENCES)"
+    );
     for value in registration.scopes.iter().chain(&registration.audiences) {
         anyhow::ensure!(valid_id(value), "invalid scope or audience {value:?}");
     }
-    let secret_hash = hash_token(secret.expose_secret());
+    for uri in registration.redirect_uris.iter().chain(&registration.post_logout_redirect_uris) {
+        validate_redirect_uri(uri)?;
+    }
+    anyhow::ensure!(
+        matches!(registration.id_token_alg, Algorithm::EdDSA | Algorithm::RS256),
+        "--id-token-alg must be EdDSA or RS256"
+    );
+    anyhow::ensure!(
+        !registration.public || !registration.redirect_uris.is_empty(),
+        "a public client needs a redirect URI: it has no secret for the client credentials grant"
+    );
+    // A public client has no secret: '' is never the SHA-256 of anything presented.
+    let secret_hash = if registration.public { String::new() } else { hash_token(secret.expose_secret()) };
     let client = NewClient {
         client_id,
         secret_hash: &secret_hash,
         scopes: &registration.scopes,
         audiences: &registration.audiences,
         introspect_any: registration.introspect_any,
+        redirect_uris: &registration.redirect_uris,
+        post_logout_redirect_uris: &registration.post_logout_redirect_uris,
+        public: registration.public,
+        first_party: registration.first_party,
+        id_token_alg: registration.id_token_alg.as_str(),
     };
     match store::insert(pool, &client, unix_now_i64()).await? {
         Inserted::Created => Ok(()),
@@ -103,6 +218,12 @@ pub fn may_introspect(caller: &Client, token_client: &str, token_audiences: &[St
     caller.introspect_any || caller.client_id == token_client || token_audiences.contains(&caller.client_id)
 }
 
+/// A registered public client by id: how public clients identify themselves at the token
+/// endpoint (`token_endpoint_auth_method=none`). `None` for a confidential or unknown client.
+pub async fn find_public(pool: &AnyPool, client_id: &str) -> anyhow::Result<Option<Client>> {
+    Ok(store::find(pool, client_id).await?.map(|stored| stored.client).filter(|client| client.public))
+}
+
 /// Checks a client's credentials in constant time. `None` for an unknown id or wrong secret.
 #[tracing::instrument(skip(pool, secret), err(level = "debug"))]
 pub async fn authenticate(pool: &AnyPool, client_id: &str, secret: &str) -> anyhow::Result<Option<Client>> {
@@ -113,5 +234,9 @@ pub async fn authenticate(pool: &AnyPool, client_id: &str, secret: &str) -> anyh
         let _ = presented.as_bytes().ct_eq(hash_token("").as_bytes());
         return Ok(None);
     };
+    // A public client has no secret, and presenting one is not authentication.
+    if stored.client.public {
+        return Ok(None);
+    }
     Ok(bool::from(presented.as_bytes().ct_eq(stored.secret_hash.as_bytes())).then_some(stored.client))
 }

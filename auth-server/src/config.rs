@@ -109,6 +109,13 @@ pub struct Config {
     /// How often replicas re-read the signing keys from the database (seconds).
     #[arg(long, env = "KEY_RELOAD_SECS", default_value = "10", global = true)]
     pub key_reload_secs: Seconds,
+    /// Lifetime of a browser session (single sign-on at the hosted login page), in seconds.
+    #[arg(long, env = "SSO_SESSION_TTL_SECS", default_value = "28800", global = true)]
+    pub sso_session_ttl_secs: Seconds,
+    /// Name of the browser-session cookie. The default is derived from the issuer's host and
+    /// port, so two auth servers on one host (browsers share cookies across ports) never clash.
+    #[arg(long, env = "SESSION_COOKIE_NAME", global = true)]
+    pub session_cookie_name: Option<String>,
 }
 
 /// Operator subcommands; they work on the same database and exit.
@@ -163,13 +170,31 @@ pub enum ClientsCommand {
         /// Space-separated scopes the client may request.
         #[arg(long, default_value = "")]
         scope: String,
-        /// Audience the client's tokens are for (repeatable).
-        #[arg(long = "audience", required = true)]
+        /// Audience the client's tokens are for (repeatable). Required unless the client has
+        /// a redirect URI: its users' tokens then default to TOKEN_AUDIENCES.
+        #[arg(long = "audience", required_unless_present = "redirect_uris")]
         audiences: Vec<String>,
         /// May introspect every token (a gateway); without it a client learns only about
         /// tokens issued to it or naming it in `aud`.
         #[arg(long)]
         introspect: bool,
+        /// Enables the authorization code grant, redirecting only to this exact URI
+        /// (repeatable). `https`, or `http` on a loopback host; no fragment.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A client with no secret (SPA, native app, Swagger UI): it authenticates with
+        /// `client_id` alone, and the output has no `client_secret`.
+        #[arg(long)]
+        public: bool,
+        /// Where `/oauth2/logout` may send the browser back (repeatable).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Users are not asked for consent.
+        #[arg(long)]
+        first_party: bool,
+        /// Algorithm of the client's id_tokens: `EdDSA` or `RS256`.
+        #[arg(long, default_value = "EdDSA")]
+        id_token_alg: Algorithm,
     },
     /// List clients (never their secrets).
     List,
@@ -220,6 +245,29 @@ impl Config {
             access_token_ttl: self.access_token_ttl_secs,
             encryption_key,
         })
+    }
+
+    /// The name of the browser-session cookie: `SESSION_COOKIE_NAME`, or `authsrv_<host>_<port>`
+    /// of the issuer (non-alphanumerics as `_`), with the `__Host-` prefix under https.
+    pub fn session_cookie_name(&self) -> String {
+        if let Some(name) = &self.session_cookie_name {
+            return name.clone();
+        }
+        let issuer = self.issuer();
+        let (secure, host) = match url::Url::parse(&issuer) {
+            Ok(url) => (
+                url.scheme() == "https",
+                format!("{}_{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0)),
+            ),
+            Err(_) => (false, issuer),
+        };
+        let host: String = host.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        format!("{}authsrv_{host}", if secure { "__Host-" } else { "" })
+    }
+
+    /// Whether the issuer is https (cookies are then `Secure`).
+    pub fn issuer_is_https(&self) -> bool {
+        self.issuer().starts_with("https://")
     }
 
     /// The issuer without a trailing slash, as it appears in `iss`.

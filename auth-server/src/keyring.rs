@@ -63,7 +63,11 @@ impl std::fmt::Debug for ActiveKey {
 }
 
 struct RingState {
+    /// The access-token key: the newest active key of the configured algorithm.
     signing: Arc<ActiveKey>,
+    /// The newest active key of each other algorithm that has one (RS256 for the id_tokens of
+    /// clients registered with `--id-token-alg RS256`).
+    others: Vec<Arc<ActiveKey>>,
     jwks: JwkSet,
 }
 
@@ -121,7 +125,7 @@ impl KeyRing {
         let ring = Self { inner: Arc::new(inner) };
         if ring.reload().await.is_err() {
             tracing::info!(algorithm = %ring.inner.settings.algorithm, "no signing key yet; generating one");
-            ring.insert_new_key(0).await?;
+            ring.insert_new_key(ring.inner.settings.algorithm, 0).await?;
             ring.reload().await?;
         }
         Ok(ring)
@@ -132,16 +136,30 @@ impl KeyRing {
     pub async fn reload(&self) -> anyhow::Result<()> {
         let now = self.inner.clock.now();
         let rows = keys::published(&self.inner.pool, now).await.context("failed to read signing keys")?;
-        let signing_row = rows
-            .iter()
-            .filter(|row| row.activates_at <= now)
-            .max_by(|a, b| (a.activates_at, &a.kid).cmp(&(b.activates_at, &b.kid)))
-            .context("no active signing key")?;
+        let primary = self.inner.settings.algorithm;
         let current = self.inner.state.read().ok().and_then(|state| state.clone());
-        let signing = match current {
-            Some(state) if state.signing.kid == signing_row.kid => state.signing.clone(),
-            _ => Arc::new(self.decrypt(signing_row)?),
-        };
+        let known: Vec<Arc<ActiveKey>> = current
+            .iter()
+            .flat_map(|state| std::iter::once(state.signing.clone()).chain(state.others.iter().cloned()))
+            .collect();
+        let mut signing = None;
+        let mut others = Vec::new();
+        for algorithm in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
+            let Some(row) = newest_active(&rows, algorithm, now) else {
+                continue;
+            };
+            // Keys already parsed stay: no private-key decoding per reload.
+            let key = match known.iter().find(|key| key.kid == row.kid) {
+                Some(key) => key.clone(),
+                None => Arc::new(self.decrypt(row)?),
+            };
+            if algorithm == primary {
+                signing = Some(key);
+            } else {
+                others.push(key);
+            }
+        }
+        let signing = signing.context("no active signing key")?;
         let mut jwks = JwkSet::default();
         for row in &rows {
             let jwk: Jwk = serde_json::from_str(&row.public_jwk).context("failed to parse stored JWK")?;
@@ -151,7 +169,7 @@ impl KeyRing {
         }
         self.inner.verifier_keys.replace_keys(jwks.clone())?;
         if let Ok(mut state) = self.inner.state.write() {
-            *state = Some(Arc::new(RingState { signing, jwks }));
+            *state = Some(Arc::new(RingState { signing, others, jwks }));
         }
         Ok(())
     }
@@ -178,9 +196,28 @@ impl KeyRing {
         self.inner.state.read().ok().and_then(|state| state.clone()).context("key ring not loaded")
     }
 
-    /// The key that signs now.
+    /// The key that signs access tokens now.
     pub fn signing_key(&self) -> anyhow::Result<Arc<ActiveKey>> {
         Ok(self.state()?.signing.clone())
+    }
+
+    /// The key that signs with `algorithm` now (id_tokens of a client's `--id-token-alg`),
+    /// generating the first key of that algorithm when there is none: it is published at once,
+    /// and every relying party fetches the key set when it meets a new `kid`.
+    pub async fn signing_key_for(&self, algorithm: Algorithm) -> anyhow::Result<Arc<ActiveKey>> {
+        let find = |state: Arc<RingState>| {
+            std::iter::once(&state.signing)
+                .chain(&state.others)
+                .find(|key| key.key.algorithm() == algorithm)
+                .cloned()
+        };
+        if let Some(key) = find(self.state()?) {
+            return Ok(key);
+        }
+        tracing::info!(%algorithm, "no signing key of this algorithm yet; generating one");
+        self.insert_new_key(algorithm, 0).await?;
+        self.reload().await?;
+        find(self.state()?).context("the new signing key is not active")
     }
 
     /// The public key set to publish.
@@ -190,22 +227,45 @@ impl KeyRing {
 
     /// Publishes a new key that starts signing after the pre-publication delay, and schedules
     /// the unpublication of the keys it replaces.
+    /// Rotates the access-token key and, beside it, the key of every other algorithm that
+    /// signs (RS256 id_tokens). Returns the new access-token key.
     pub async fn rotate(&self) -> anyhow::Result<KeyInfo> {
-        let info = self.insert_new_key(self.inner.settings.prepublish.as_i64()).await?;
+        let primary = self.inner.settings.algorithm;
+        let others: Vec<Algorithm> = self.state()?.others.iter().map(|key| key.key.algorithm()).collect();
+        let replaced = match others.first() {
+            // Keys of an earlier SIGNING_ALG go, the other algorithm's keys stay.
+            Some(other) => keys::Replaced::AllBut(other.as_str()),
+            None => keys::Replaced::All,
+        };
+        let info = self.rotate_one(primary, replaced).await?;
+        for other in others {
+            self.rotate_one(other, keys::Replaced::Of(other.as_str())).await?;
+        }
+        self.reload().await?;
+        Ok(info)
+    }
+
+    async fn rotate_one(
+        &self,
+        algorithm: Algorithm,
+        replaced: keys::Replaced<'_>,
+    ) -> anyhow::Result<KeyInfo> {
+        let info = self.insert_new_key(algorithm, self.inner.settings.prepublish.as_i64()).await?;
         // Both terms are bounded (ten years each), so the sum cannot overflow.
         let unpublish_at =
             info.activates_at + self.inner.settings.access_token_ttl.as_i64() + UNPUBLISH_MARGIN_SECS;
-        keys::schedule_unpublish(&self.inner.pool, &info.kid, unpublish_at)
+        keys::schedule_unpublish(&self.inner.pool, &info.kid, replaced, unpublish_at)
             .await
             .context("failed to schedule retirement of the previous keys")?;
-        self.reload().await?;
         Ok(info)
     }
 
     /// Every stored key with its state.
     pub async fn list(&self) -> anyhow::Result<Vec<KeyInfo>> {
         let now = self.inner.clock.now();
-        let signing = self.signing_key()?.kid.clone();
+        let state = self.state()?;
+        let signing: Vec<&str> =
+            std::iter::once(&state.signing).chain(&state.others).map(|key| key.kid.as_str()).collect();
         let rows = keys::all(&self.inner.pool).await.context("failed to read signing keys")?;
         Ok(rows
             .into_iter()
@@ -220,8 +280,7 @@ impl KeyRing {
             .collect())
     }
 
-    async fn insert_new_key(&self, activate_in_secs: i64) -> anyhow::Result<KeyInfo> {
-        let algorithm = self.inner.settings.algorithm;
+    async fn insert_new_key(&self, algorithm: Algorithm, activate_in_secs: i64) -> anyhow::Result<KeyInfo> {
         // RSA generation takes long enough to stall an async worker.
         let key = tokio::task::spawn_blocking(move || SigningKey::generate(algorithm))
             .await
@@ -231,10 +290,11 @@ impl KeyRing {
         let jwk = serde_json::to_string(&public.to_jwk(&kid))?;
         let private_key = self.encrypt(&kid, &key.to_pkcs8_der()?)?;
         let now = self.inner.clock.now();
-        // Strictly after every existing key, so "the newest active key signs" is never a tie,
-        // even for two rotations within one second.
-        let latest =
-            keys::latest_activation(&self.inner.pool).await.context("failed to read key activation times")?;
+        // Strictly after every existing key of its algorithm, so "the newest active key signs"
+        // is never a tie, even for two rotations within one second.
+        let latest = keys::latest_activation(&self.inner.pool, algorithm.as_str())
+            .await
+            .context("failed to read key activation times")?;
         let activates_at = (now + activate_in_secs).max(latest.map_or(i64::MIN, |latest| latest + 1));
         let info = KeyInfo {
             kid: kid.clone(),
@@ -305,4 +365,11 @@ impl KeyRing {
         };
         Ok(ActiveKey { kid: row.kid.clone(), key: SigningKey::from_pkcs8_der(algorithm, &der)? })
     }
+}
+
+/// The key of `algorithm` that signs at `now`: the one activated last.
+fn newest_active(rows: &[KeyRow], algorithm: Algorithm, now: i64) -> Option<&KeyRow> {
+    rows.iter()
+        .filter(|row| row.activates_at <= now && row.algorithm == algorithm.as_str())
+        .max_by(|a, b| (a.activates_at, &a.kid).cmp(&(b.activates_at, &b.kid)))
 }

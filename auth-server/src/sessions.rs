@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use shared_auth::time::Clock;
 
 use crate::state::AppState;
-use crate::store::{logins, rate_limits, revocations, sessions};
+use crate::store::{browser_sessions, codes, logins, rate_limits, revocations, sessions};
 use crate::throttle;
 
 /// How long past the access-token lifetime a revocation stays listed, for clock skew.
@@ -39,7 +39,8 @@ pub async fn is_revoked(pool: &sqlx::AnyPool, claims: &shared_auth::AccessClaims
 }
 
 /// Deletes what no longer matters: revocations whose every covered token has expired, login
-/// counts and rate-limit windows that are over, ended trusts. Returns how many rows went.
+/// counts and rate-limit windows that are over, ended trusts, old authorization codes, ended
+/// browser sessions. Returns how many rows went.
 pub async fn prune(pool: &sqlx::AnyPool, now: i64) -> anyhow::Result<u64> {
     let revocations = revocations::prune(pool, now).await.context("failed to prune revocations")?;
     let logins = logins::prune(pool, now, now - throttle::WINDOW_SECS)
@@ -48,7 +49,10 @@ pub async fn prune(pool: &sqlx::AnyPool, now: i64) -> anyhow::Result<u64> {
     let limits = rate_limits::prune(pool, now, crate::routes::accounts::REGISTRATION_WINDOW_SECS)
         .await
         .context("failed to prune rate limits")?;
-    Ok(revocations + logins + limits)
+    // Codes stay a day past their 60 s, so a late replay is still recognised and revokes.
+    let codes = codes::prune(pool, now - 86_400).await.context("failed to prune authorization codes")?;
+    let browser = browser_sessions::prune(pool, now).await.context("failed to prune browser sessions")?;
+    Ok(revocations + logins + limits + codes + browser)
 }
 
 /// Runs [`prune`] every `interval` until the runtime stops, so that no request pays for it.

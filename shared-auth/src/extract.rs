@@ -131,7 +131,14 @@ impl Authenticated {
 
 /// Extracts the token from `Authorization: Bearer <token>`. `Ok(None)` when there is no header.
 fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
-    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    bearer_token_in(&parts.headers)
+}
+
+/// The token of `Authorization: Bearer <token>` in `headers`, with the RFC 6750 errors of the
+/// extractors; `Ok(None)` when there is no header. For handlers that also take the token from
+/// elsewhere (a form body, as OpenID userinfo may).
+pub fn bearer_token_in(headers: &axum::http::HeaderMap) -> Result<Option<&str>, AuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
     };

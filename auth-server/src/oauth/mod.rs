@@ -10,12 +10,18 @@
 //!   per grant under `grants/`. Discovery's `grant_types_supported`, the OpenAPI schema and
 //!   the `unsupported_grant_type` text are all read off it.
 
+pub mod authorize;
+mod browser;
 mod client_auth;
 pub mod grants;
+pub mod id_token;
 mod introspect;
+pub mod logout;
+pub(crate) mod pages;
 pub mod request;
 mod revoke;
 mod token;
+pub mod userinfo;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +42,12 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(token::token))
         .routes(routes!(revoke::revoke))
         .routes(routes!(introspect::introspect))
+        .routes(routes!(authorize::authorize_get, authorize::authorize_post))
+        .routes(routes!(authorize::login))
+        .routes(routes!(authorize::consent))
+        .routes(routes!(userinfo::userinfo_get, userinfo::userinfo_post))
+        .routes(routes!(logout::logout_get, logout::logout_post))
+        .routes(routes!(pages::stylesheet))
 }
 
 /// A successful token response (RFC 6749 §5.1), of the token endpoint and of login.
@@ -52,6 +64,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     /// Granted scope.
     pub scope: String,
+    /// OpenID Connect id_token, when `openid` was granted by the authorization code grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 impl TokenResponse {
@@ -63,6 +78,7 @@ impl TokenResponse {
             expires_in: issued.expires_in,
             refresh_token,
             scope,
+            id_token: None,
         }
     }
 }

@@ -59,6 +59,10 @@ pub struct OAuthRequest<T> {
     /// The client, when it presented credentials and they were right. Wrong credentials never
     /// get this far: they are `invalid_client`.
     pub client: Option<Client>,
+    /// A registered public client that sent its `client_id` without a secret
+    /// (`token_endpoint_auth_method=none`). It proves nothing, so only the grants meant for
+    /// public clients look at it.
+    pub public_client: Option<Client>,
 }
 
 impl<T> OAuthRequest<T> {
@@ -84,12 +88,14 @@ impl<T: OAuthParams> FromRequest<AppState> for OAuthRequest<T> {
         let pairs = form_pairs(&body)?;
         T::precheck(&pairs)?;
         let form: OAuthForm<T> = deserialize(&pairs)?;
+        let named = form.credentials.client_id.clone();
         let presented = client_auth::presented(&headers, form.credentials)?;
-        let client = match presented {
-            Some(presented) => Some(authenticate(state, presented).await?),
-            None => None,
+        let (client, public_client) = match (presented, named) {
+            (Some(presented), _) => (Some(authenticate(state, presented).await?), None),
+            (None, Some(client_id)) => (None, identify_public(state, &client_id).await?),
+            (None, None) => (None, None),
         };
-        Ok(Self { params: form.params, client })
+        Ok(Self { params: form.params, client, public_client })
     }
 }
 
@@ -136,6 +142,22 @@ fn describe(error: &serde_urlencoded::de::Error) -> String {
         format!("parameter {name} repeated")
     } else {
         message
+    }
+}
+
+/// A `client_id` without a secret: a registered public client, or the first-party client of
+/// `/v1/auth/login` (which has no row). Any other id is a confidential client that did not
+/// authenticate: `invalid_client`.
+async fn identify_public(state: &AppState, client_id: &str) -> Result<Option<Client>, OAuthError> {
+    if client_id == super::FIRST_PARTY_CLIENT {
+        return Ok(None);
+    }
+    match crate::clients::find_public(&state.pool, client_id).await? {
+        Some(client) => Ok(Some(client)),
+        None => {
+            tracing::info!(client_id, "client_id without a secret is not a public client");
+            Err(OAuthError::InvalidClient { basic: false })
+        }
     }
 }
 

@@ -9,8 +9,12 @@ use super::{OAuthErrorBody, TokenResponse};
 use crate::routes::no_store_headers;
 use crate::state::AppState;
 
-/// Issues tokens (RFC 6749 §4.4, §6).
+/// Issues tokens (RFC 6749 §4.1.3, §4.4, §6).
 ///
+/// - `grant_type=authorization_code&code=...&redirect_uri=...&code_verifier=...`: redeems a
+///   code of `/oauth2/authorize` once, with its PKCE verifier; a public client sends
+///   `client_id`, a confidential one authenticates. Adds an `id_token` when `openid` was
+///   granted. A second use of a code revokes what it issued.
 /// - `grant_type=refresh_token&refresh_token=...[&scope=...]`: rotates the refresh token.
 ///   Presenting a used one is reuse: the whole session is revoked (RFC 9700 §4.14.2). The scope
 ///   can only narrow.
@@ -32,9 +36,9 @@ pub(crate) async fn token(
     request: Result<OAuthRequest<GrantRequest>, super::OAuthError>,
 ) -> Response {
     let outcome = match request {
-        Ok(OAuthRequest { params, client }) => {
+        Ok(OAuthRequest { params, client, public_client }) => {
             let grant_type = params.grant_type();
-            params.grant(&state, client).await.map(|response| (grant_type, response))
+            params.grant(&state, client, public_client).await.map(|response| (grant_type, response))
         }
         Err(error) => Err(error),
     };

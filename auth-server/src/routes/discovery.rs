@@ -25,8 +25,14 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 pub struct ServerMetadata {
     /// The issuer identifier; equals the `iss` of every token.
     pub issuer: String,
+    /// Authorization endpoint: the browser login (code flow with PKCE).
+    pub authorization_endpoint: String,
     /// OAuth 2.0 token endpoint.
     pub token_endpoint: String,
+    /// OpenID Connect userinfo endpoint.
+    pub userinfo_endpoint: String,
+    /// OpenID Connect RP-Initiated Logout endpoint.
+    pub end_session_endpoint: String,
     /// Public keys.
     pub jwks_uri: String,
     /// RFC 7009 revocation endpoint.
@@ -37,8 +43,22 @@ pub struct ServerMetadata {
     pub revocation_list_uri: String,
     /// Grants the token endpoint accepts.
     pub grant_types_supported: Vec<String>,
-    /// No authorization endpoint exists, so no response types.
+    /// `code` only.
     pub response_types_supported: Vec<String>,
+    /// `query` only.
+    pub response_modes_supported: Vec<String>,
+    /// PKCE methods: `S256` only (`plain` is refused).
+    pub code_challenge_methods_supported: Vec<String>,
+    /// id_token algorithms: EdDSA (default) and RS256 (per client).
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// `public`: every client sees the same `sub`.
+    pub subject_types_supported: Vec<String>,
+    /// Scopes a client may ask for (`openid`, `profile` and the user scopes).
+    pub scopes_supported: Vec<String>,
+    /// Claims of id_tokens and userinfo.
+    pub claims_supported: Vec<String>,
+    /// Authorization responses carry `iss` (RFC 9207).
+    pub authorization_response_iss_parameter_supported: bool,
     /// Client authentication at the token endpoint.
     pub token_endpoint_auth_methods_supported: Vec<String>,
     /// Client authentication at the revocation endpoint.
@@ -56,9 +76,15 @@ impl ServerMetadata {
         let issuer = state.tokens.issuer().to_owned();
         let url = |path: &str| format!("{issuer}{path}");
         let client_auth = vec!["client_secret_basic".to_owned(), "client_secret_post".to_owned()];
+        let strings = |values: &[&str]| values.iter().map(|&value| value.to_owned()).collect::<Vec<_>>();
+        let mut scopes = strings(&["openid", "profile"]);
+        scopes.extend(state.config.user_scope.split_whitespace().map(str::to_owned));
         let algorithm = state.tokens.keyring().signing_key()?.key.algorithm().to_string();
         Ok(Self {
+            authorization_endpoint: url("/oauth2/authorize"),
             token_endpoint: url("/oauth2/token"),
+            userinfo_endpoint: url("/oauth2/userinfo"),
+            end_session_endpoint: url("/oauth2/logout"),
             jwks_uri: url("/.well-known/jwks.json"),
             revocation_endpoint: url("/oauth2/revoke"),
             introspection_endpoint: url("/oauth2/introspect"),
@@ -67,8 +93,27 @@ impl ServerMetadata {
                 .iter()
                 .map(|&name| name.to_owned())
                 .collect(),
-            response_types_supported: vec![],
-            token_endpoint_auth_methods_supported: client_auth.clone(),
+            response_types_supported: strings(&["code"]),
+            response_modes_supported: strings(&["query"]),
+            code_challenge_methods_supported: strings(&["S256"]),
+            id_token_signing_alg_values_supported: strings(&["EdDSA", "RS256"]),
+            subject_types_supported: strings(&["public"]),
+            scopes_supported: scopes,
+            claims_supported: strings(&[
+                "iss",
+                "sub",
+                "aud",
+                "azp",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "sid",
+                "at_hash",
+                "preferred_username",
+            ]),
+            authorization_response_iss_parameter_supported: true,
+            token_endpoint_auth_methods_supported: [client_auth.as_slice(), &strings(&["none"])].concat(),
             revocation_endpoint_auth_methods_supported: client_auth.clone(),
             introspection_endpoint_auth_methods_supported: client_auth,
             access_token_signing_alg_values_supported: vec![algorithm],

@@ -61,37 +61,12 @@ async fn login(
     AppJson(request): AppJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let now = state.clock.now();
-    // Throttle by the name as typed (folded), whether or not such a user exists, and decide
-    // before looking at the password: a locked attempt learns nothing.
-    let throttle_name: String = request.username.to_ascii_lowercase().chars().take(64).collect();
-    let username = Username::try_from(request.username.as_str()).ok();
-    let address_text = address.map(|address| address.to_string());
-    let LoginLookup { user, trusted_until } =
-        logins::lookup(&state.pool, &throttle_name, address_text.as_deref(), username.as_ref()).await?;
-    // The attempt is counted before the password is checked, so parallel guesses cannot all get
-    // past the check while the first ones are still hashing.
-    let attempt = match state.throttle.begin(&throttle_name, address, trusted_until, now).await? {
-        Decision::Allow(attempt) => attempt,
-        Decision::Locked { retry_after } => {
-            metrics::counter!("logins_total", "outcome" => "throttled").increment(1);
-            return Err(ApiError::TooManyAttempts { retry_after });
-        }
-    };
-    let user = match check_password(&state, &request, user).await {
-        Ok(user) => user,
-        Err(error) => {
-            // No verdict (hashing saturated, database down): the attempt does not count.
-            if let Err(release_error) = state.throttle.release(attempt).await {
-                tracing::warn!(error = %release_error, "failed to release a login attempt");
-            }
-            return Err(error);
-        }
-    };
-    let Some(user) = user else {
-        state.throttle.record_failure(attempt, now).await?;
-        metrics::counter!("logins_total", "outcome" => "failure").increment(1);
-        return Err(ApiError::InvalidCredentials);
-    };
+    let (user, attempt) =
+        match check_credentials(&state, address, &request.username, &request.password).await? {
+            CredentialCheck::Valid { user, attempt } => (*user, attempt),
+            CredentialCheck::Invalid => return Err(ApiError::InvalidCredentials),
+            CredentialCheck::Locked { retry_after } => return Err(ApiError::TooManyAttempts { retry_after }),
+        };
     tracing::Span::current().record("user_id", user.id.as_str());
 
     // The attempt's settlement and the new session commit together.
@@ -108,6 +83,7 @@ async fn login(
         expires_at: now + config.refresh_token_ttl_secs.as_i64(),
         refresh_token_hash: &refresh_token.hash,
         idle_expires_at: now + config.refresh_idle_ttl_secs.as_i64(),
+        browser_sid: None,
     };
     let sid = crate::store::sessions::create(&mut transaction, session, now).await?;
     transaction.commit().await?;
@@ -127,14 +103,79 @@ async fn login(
     Ok((no_store_headers(), AppJson(body)).into_response())
 }
 
+/// What a username and password are worth, after the login throttle had its say.
+#[derive(Debug)]
+pub(crate) enum CredentialCheck {
+    /// They match an enabled account. The caller settles `attempt` with
+    /// [`crate::throttle::LoginThrottle::record_success`] in the transaction that logs in.
+    Valid {
+        /// The account.
+        user: Box<User>,
+        /// The counted attempt.
+        attempt: crate::throttle::Attempt,
+    },
+    /// Unknown user, wrong password, malformed input or disabled account: one answer for all
+    /// (already counted as a failure).
+    Invalid,
+    /// A bucket of this name or address is locked.
+    Locked {
+        /// Seconds until the next attempt is considered.
+        retry_after: u64,
+    },
+}
+
+/// Checks a username and password through the login throttle: the one path of both
+/// `/v1/auth/login` and the hosted login page, so their attempts land in the same buckets and
+/// neither bypasses the other's lock. Hashing runs on the bounded pool.
+pub(crate) async fn check_credentials(
+    state: &AppState,
+    address: Option<std::net::IpAddr>,
+    username: &str,
+    password: &str,
+) -> Result<CredentialCheck, ApiError> {
+    let now = state.clock.now();
+    // Throttle by the name as typed (folded), whether or not such a user exists, and decide
+    // before looking at the password: a locked attempt learns nothing.
+    let throttle_name: String = username.to_ascii_lowercase().chars().take(64).collect();
+    let parsed = Username::try_from(username).ok();
+    let address_text = address.map(|address| address.to_string());
+    let LoginLookup { user, trusted_until } =
+        logins::lookup(&state.pool, &throttle_name, address_text.as_deref(), parsed.as_ref()).await?;
+    // The attempt is counted before the password is checked, so parallel guesses cannot all get
+    // past the check while the first ones are still hashing.
+    let attempt = match state.throttle.begin(&throttle_name, address, trusted_until, now).await? {
+        Decision::Allow(attempt) => attempt,
+        Decision::Locked { retry_after } => {
+            metrics::counter!("logins_total", "outcome" => "throttled").increment(1);
+            return Ok(CredentialCheck::Locked { retry_after });
+        }
+    };
+    let user = match check_password(state, password, user).await {
+        Ok(user) => user,
+        Err(error) => {
+            // No verdict (hashing saturated, database down): the attempt does not count.
+            if let Err(release_error) = state.throttle.release(attempt).await {
+                tracing::warn!(error = %release_error, "failed to release a login attempt");
+            }
+            return Err(error);
+        }
+    };
+    let Some(user) = user else {
+        state.throttle.record_failure(attempt, now).await?;
+        metrics::counter!("logins_total", "outcome" => "failure").increment(1);
+        return Ok(CredentialCheck::Invalid);
+    };
+    Ok(CredentialCheck::Valid { user: Box::new(user), attempt })
+}
+
 /// The user whose password matches, or `None` after the same Argon2 work for every failure
 /// (unknown user, wrong password, malformed input, disabled account).
 async fn check_password(
     state: &AppState,
-    request: &LoginRequest,
+    password: &str,
     user: Option<User>,
 ) -> Result<Option<User>, ApiError> {
-    let Ok(password) = Password::try_from(request.password.clone()) else {
+    let Ok(password) = Password::try_from(password.to_owned()) else {
         return Ok(None);
     };
     let Some(user) = user else {

@@ -14,6 +14,17 @@ pub struct Client {
     pub audiences: Vec<String>,
     /// May introspect every token, not only those issued to it or naming it in `aud`.
     pub introspect_any: bool,
+    /// Where the authorization endpoint may send the browser back (exact strings); empty for a
+    /// client without the authorization code grant.
+    pub redirect_uris: Vec<String>,
+    /// Where logout may send the browser back.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Has no secret: authenticates with `client_id` alone (`token_endpoint_auth_method=none`).
+    pub public: bool,
+    /// Is not asked for consent.
+    pub first_party: bool,
+    /// The `alg` of its id_tokens: `EdDSA` or `RS256`.
+    pub id_token_alg: String,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -41,6 +52,13 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredClient, sqlx::Error> {
             scopes: super::split_list(&scopes),
             audiences: super::split_list(&audiences),
             introspect_any: row.try_get::<i64, _>("introspect_any")? != 0,
+            redirect_uris: super::split_list(&row.try_get::<String, _>("redirect_uris")?),
+            post_logout_redirect_uris: super::split_list(
+                &row.try_get::<String, _>("post_logout_redirect_uris")?,
+            ),
+            public: row.try_get::<i64, _>("public_client")? != 0,
+            first_party: row.try_get::<i64, _>("first_party")? != 0,
+            id_token_alg: row.try_get("id_token_alg")?,
             created_at: row.try_get("created_at")?,
         },
         secret_hash: row.try_get("secret_hash")?,
@@ -69,14 +87,25 @@ pub struct NewClient<'a> {
     pub audiences: &'a [String],
     /// May introspect every token.
     pub introspect_any: bool,
+    /// Redirect URIs.
+    pub redirect_uris: &'a [String],
+    /// Post-logout redirect URIs.
+    pub post_logout_redirect_uris: &'a [String],
+    /// Public (no secret).
+    pub public: bool,
+    /// Not asked for consent.
+    pub first_party: bool,
+    /// The `alg` of its id_tokens.
+    pub id_token_alg: &'a str,
 }
 
 /// Inserts a client.
 #[tracing::instrument(skip_all, fields(client_id = client.client_id), err(level = "debug"))]
 pub async fn insert(pool: &AnyPool, client: &NewClient<'_>, now: i64) -> Result<Inserted, sqlx::Error> {
     let result = sqlx::query(
-        "INSERT INTO clients (client_id, secret_hash, scopes, audiences, introspect_any, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO clients (client_id, secret_hash, scopes, audiences, introspect_any, created_at, \
+         redirect_uris, post_logout_redirect_uris, public_client, first_party, id_token_alg) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(client.client_id)
     .bind(client.secret_hash)
@@ -84,6 +113,11 @@ pub async fn insert(pool: &AnyPool, client: &NewClient<'_>, now: i64) -> Result<
     .bind(client.audiences.join(" "))
     .bind(i64::from(client.introspect_any))
     .bind(now)
+    .bind(client.redirect_uris.join(" "))
+    .bind(client.post_logout_redirect_uris.join(" "))
+    .bind(i64::from(client.public))
+    .bind(i64::from(client.first_party))
+    .bind(client.id_token_alg)
     .execute(pool)
     .await;
     match result {

@@ -53,11 +53,11 @@ impl KeyRow {
         self.unpublish_at.is_none_or(|at| at > now)
     }
 
-    /// The key's state at `now`, given which key signs.
-    pub fn state(&self, signing_kid: &str, now: i64) -> KeyState {
+    /// The key's state at `now`, given which keys sign (one per algorithm).
+    pub fn state(&self, signing_kids: &[&str], now: i64) -> KeyState {
         if !self.is_published(now) {
             KeyState::Expired
-        } else if self.kid == signing_kid {
+        } else if signing_kids.contains(&self.kid.as_str()) {
             KeyState::Active
         } else if self.activates_at > now {
             KeyState::Pending
@@ -96,10 +96,13 @@ pub async fn all(pool: &AnyPool) -> Result<Vec<KeyRow>, sqlx::Error> {
     rows.iter().map(from_row).collect()
 }
 
-/// The latest activation time of any key.
+/// The latest activation time of any key of `algorithm`.
 #[tracing::instrument(skip(pool), err(level = "debug"))]
-pub async fn latest_activation(pool: &AnyPool) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT MAX(activates_at) FROM signing_keys").fetch_one(pool).await
+pub async fn latest_activation(pool: &AnyPool, algorithm: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT MAX(activates_at) FROM signing_keys WHERE algorithm = $1")
+        .bind(algorithm)
+        .fetch_one(pool)
+        .await
 }
 
 /// Stores a new key.
@@ -121,13 +124,36 @@ pub async fn insert(pool: &AnyPool, key: &KeyRow) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Schedules the unpublication of every key but `kept` that has none scheduled yet.
+/// Which keys a rotation replaces.
+#[derive(Debug, Clone, Copy)]
+pub enum Replaced<'a> {
+    /// The keys of this algorithm (the id_token key of a second algorithm).
+    Of(&'a str),
+    /// Every key but those of this algorithm (the access-token key replaces keys of any
+    /// earlier `SIGNING_ALG`, but not the id_token key of the second algorithm).
+    AllBut(&'a str),
+    /// Every other key.
+    All,
+}
+
+/// Schedules the unpublication of the `replaced` keys but `kept` that have none scheduled yet.
 #[tracing::instrument(skip(pool), err(level = "debug"))]
-pub async fn schedule_unpublish(pool: &AnyPool, kept: &str, unpublish_at: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE signing_keys SET unpublish_at = $1 WHERE kid <> $2 AND unpublish_at IS NULL")
-        .bind(unpublish_at)
-        .bind(kept)
-        .execute(pool)
-        .await?;
+pub async fn schedule_unpublish(
+    pool: &AnyPool,
+    kept: &str,
+    replaced: Replaced<'_>,
+    unpublish_at: i64,
+) -> Result<(), sqlx::Error> {
+    let base = "UPDATE signing_keys SET unpublish_at = $1 WHERE kid <> $2 AND unpublish_at IS NULL";
+    let sql = match replaced {
+        Replaced::Of(_) => format!("{base} AND algorithm = $3"),
+        Replaced::AllBut(_) => format!("{base} AND algorithm <> $3"),
+        Replaced::All => base.to_owned(),
+    };
+    let mut query = sqlx::query(&sql).bind(unpublish_at).bind(kept);
+    if let Replaced::Of(algorithm) | Replaced::AllBut(algorithm) = replaced {
+        query = query.bind(algorithm);
+    }
+    query.execute(pool).await?;
     Ok(())
 }

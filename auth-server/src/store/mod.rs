@@ -8,7 +8,10 @@
 //! The schema is portable between SQLite and PostgreSQL (sqlx's `Any` driver): TEXT ids, BIGINT
 //! Unix seconds, no booleans. See `migrations/`.
 
+pub mod browser_sessions;
 pub mod clients;
+pub mod codes;
+pub mod consents;
 pub mod keys;
 pub mod logins;
 pub mod rate_limits;

@@ -21,6 +21,8 @@ pub struct NewSession<'a> {
     pub refresh_token_hash: &'a str,
     /// Idle expiry of the first refresh token.
     pub idle_expires_at: i64,
+    /// The browser session it was authorized through (`None` for `/v1/auth/login`).
+    pub browser_sid: Option<&'a str>,
 }
 
 /// Creates a session and its first refresh token on `connection` (in the caller's transaction,
@@ -33,7 +35,8 @@ pub async fn create(
 ) -> Result<String, sqlx::Error> {
     let sid = uuid::Uuid::new_v4().simple().to_string();
     sqlx::query(
-        "INSERT INTO sessions (sid, user_id, client_id, scope, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO sessions (sid, user_id, client_id, scope, created_at, expires_at, browser_sid) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&sid)
     .bind(session.user_id)
@@ -41,6 +44,7 @@ pub async fn create(
     .bind(session.scope)
     .bind(now)
     .bind(session.expires_at)
+    .bind(session.browser_sid)
     .execute(&mut *connection)
     .await?;
     insert_refresh_token(
@@ -212,7 +216,7 @@ pub async fn end(pool: &AnyPool, sid: &str, now: i64, revoked_until: i64) -> Res
     transaction.commit().await
 }
 
-async fn end_on(
+pub(super) async fn end_on(
     connection: &mut AnyConnection,
     sid: &str,
     now: i64,
@@ -255,6 +259,8 @@ pub async fn end_all_of_user(
     for sid in &sids {
         end_on(&mut transaction, sid, now, revoked_until).await?;
     }
+    // Single sign-on ends too: the next authorization asks for the password (and is refused).
+    super::browser_sessions::end_all_of_user(&mut transaction, user_id, now).await?;
     // Client tokens have no session; the subject cut-off covers every token up to `now`.
     let cutoff = Revocation {
         kind: RevocationKind::Subject,

@@ -89,6 +89,17 @@ pub async fn find_by_username(pool: &AnyPool, username: &Username) -> Result<Opt
     row.as_ref().map(User::from_row).transpose()
 }
 
+/// Looks a user up by id.
+#[tracing::instrument(skip(executor), err(level = "debug"))]
+pub async fn find_by_id<'e, E>(executor: E, user_id: &str) -> Result<Option<User>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.id = $1");
+    let row = sqlx::query(&sql).bind(user_id).fetch_optional(executor).await?;
+    row.as_ref().map(User::from_row).transpose()
+}
+
 /// Replaces a password hash (re-hash with stronger parameters after a successful login).
 #[tracing::instrument(skip(pool, hash), err(level = "debug"))]
 pub async fn update_password_hash(pool: &AnyPool, user_id: &str, hash: &str) -> Result<(), sqlx::Error> {

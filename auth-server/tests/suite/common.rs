@@ -129,6 +129,7 @@ impl TestApp {
             scopes: Vec::new(),
             audiences: vec!["users-service".into()],
             introspect_any: true,
+            ..auth_server::clients::Registration::default()
         };
         auth_server::clients::register(&self.state.pool, client_id, &secret, &registration).await.unwrap();
         secrecy::ExposeSecret::expose_secret(&secret).to_owned()

@@ -137,7 +137,10 @@ async fn discovery_documents_list_what_exists_and_are_cacheable() {
     assert_eq!(metadata["issuer"], app.url.as_str());
     assert_eq!(metadata["jwks_uri"], format!("{}/.well-known/jwks.json", app.url));
     assert_eq!(metadata["token_endpoint"], format!("{}/oauth2/token", app.url));
-    assert_eq!(metadata["grant_types_supported"], serde_json::json!(["refresh_token", "client_credentials"]));
+    assert_eq!(
+        metadata["grant_types_supported"],
+        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
     // Every endpoint the metadata advertises answers (not 404).
     for field in
         ["token_endpoint", "jwks_uri", "revocation_endpoint", "introspection_endpoint", "revocation_list_uri"]

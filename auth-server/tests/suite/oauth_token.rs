@@ -287,10 +287,7 @@ async fn the_password_grant_and_unknown_grant_types_are_unsupported() {
         .post_form(TOKEN, &[("grant_type", "password"), ("username", "yara"), ("password", "yara-password")])
         .await;
     let unknown = app.post_form(TOKEN, &[("grant_type", "urn:example:magic")]).await;
-    let authorization_code =
-        app.post_form(TOKEN, &[("grant_type", "authorization_code"), ("code", "abc")]).await;
-
-    for response in [password, unknown, authorization_code] {
+    for response in [password, unknown] {
         let (status, error) = status_and_json(response).await;
         assert_eq!(status, 400);
         assert_eq!(error["error"], "unsupported_grant_type");

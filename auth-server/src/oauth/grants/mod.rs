@@ -5,6 +5,7 @@
 //! [`GrantRequest::grant`]): discovery's `grant_types_supported`, the `unsupported_grant_type`
 //! text, the parameters the form reads and the OpenAPI schema all follow from the enum.
 
+pub(crate) mod authorization_code;
 pub(crate) mod client_credentials;
 pub(crate) mod refresh_token;
 
@@ -21,6 +22,8 @@ use crate::state::AppState;
 #[serde(tag = "grant_type", rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum GrantRequest {
+    /// Redeem an authorization code with its PKCE verifier (RFC 6749 §4.1.3, RFC 7636).
+    AuthorizationCode(authorization_code::AuthorizationCodeParams),
     /// Rotate a refresh token (RFC 6749 §6).
     RefreshToken(refresh_token::RefreshTokenParams),
     /// A service token for an authenticated client (RFC 6749 §4.4).
@@ -38,14 +41,20 @@ impl GrantRequest {
         self.into()
     }
 
-    /// Runs the grant for `client` (authenticated, when it presented credentials).
+    /// Runs the grant for `client` (authenticated, when it presented credentials) or
+    /// `public_client` (a registered public client that named itself by `client_id`).
     pub(crate) async fn grant(
         self,
         state: &AppState,
         client: Option<Client>,
+        public_client: Option<Client>,
     ) -> Result<TokenResponse, OAuthError> {
         match self {
-            Self::RefreshToken(params) => refresh_token::grant(state, client, params).await,
+            Self::AuthorizationCode(params) => {
+                authorization_code::grant(state, client.or(public_client), params).await
+            }
+            Self::RefreshToken(params) => refresh_token::grant(state, client.or(public_client), params).await,
+            // A public client has no secret to prove it is the service it claims to be.
             Self::ClientCredentials(params) => client_credentials::grant(state, client, params).await,
         }
     }
@@ -79,7 +88,7 @@ mod tests {
     fn every_supported_name_deserializes_to_the_variant_of_that_name() {
         // serde (the form) and strum (the names) both derive the names from the variants; this
         // holds them to the same spelling. Each variant's parameters are filled with "x".
-        let fields = ["refresh_token", "scope", "audience"];
+        let fields = ["refresh_token", "scope", "audience", "code", "redirect_uri", "code_verifier"];
         for name in supported() {
             let mut form = vec![("grant_type", *name)];
             form.extend(fields.iter().map(|field| (*field, "x")));
@@ -88,7 +97,7 @@ mod tests {
                     .unwrap_or_else(|error| panic!("{name}: {error}"));
             assert_eq!(parsed.grant_type(), *name);
         }
-        assert_eq!(supported(), ["refresh_token", "client_credentials"]);
+        assert_eq!(supported(), ["authorization_code", "refresh_token", "client_credentials"]);
     }
 
     #[test]

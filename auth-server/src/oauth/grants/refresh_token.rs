@@ -31,7 +31,8 @@ impl std::fmt::Debug for RefreshTokenParams {
 /// Redeems the refresh token for a new access token and a new refresh token.
 ///
 /// Login tokens belong to the first-party public client, which has no secret, so `client` may
-/// be `None`; a client that did authenticate may only redeem tokens issued to it.
+/// be `None` for them; a client that authenticated or named itself may only redeem tokens
+/// issued to it.
 #[tracing::instrument(skip_all, fields(client_id = client.as_ref().map(|client| client.client_id.as_str()), sid))]
 pub(crate) async fn grant(
     state: &AppState,
@@ -50,8 +51,13 @@ pub(crate) async fn grant(
         RefreshTokenState::Expired | RefreshTokenState::Active => {}
     }
     // RFC 6749 §6: an authenticated client may only redeem refresh tokens issued to it.
-    if client.is_some_and(|client| client.client_id != record.client_id) {
+    if client.as_ref().is_some_and(|client| client.client_id != record.client_id) {
         return Err(OAuthError::InvalidGrant("refresh token was issued to another client"));
+    }
+    // Only the first-party login client refreshes anonymously; every registered client names
+    // (public) or authenticates (confidential) itself (DESIGN.md "Codes and refresh").
+    if client.is_none() && record.client_id != crate::oauth::FIRST_PARTY_CLIENT {
+        return Err(OAuthError::InvalidClient { basic: false });
     }
     if record.state(now) == RefreshTokenState::Expired {
         return Err(OAuthError::InvalidGrant("refresh token expired"));
@@ -87,7 +93,7 @@ pub(crate) async fn grant(
         subject: user.id.clone(),
         client_id: record.client_id.clone(),
         scope: scope.clone(),
-        audiences: state.config.token_audiences.clone(),
+        audiences: super::authorization_code::user_token_audiences(state, client.as_ref()),
         roles: user.roles.clone(),
         username: Some(user.username.clone()),
         sid: Some(record.sid.clone()),

@@ -28,6 +28,7 @@ async fn register(
         scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
         audiences: audiences.iter().map(|audience| (*audience).to_owned()).collect(),
         introspect_any,
+        ..auth_server::clients::Registration::default()
     };
     auth_server::clients::register(&auth.state.pool, client_id, &secret, &registration).await.unwrap();
     secret.expose_secret().to_owned()
