@@ -187,7 +187,11 @@ pub async fn demo_seed(state: &AppState, client_secret: &SecretString) -> anyhow
     for (client_id, redirect_uris, post_logout) in demo_browser_clients() {
         if store::clients::find(&state.pool, client_id).await?.is_none() {
             let registration = clients::Registration {
-                scopes: state.config.user_scope.split_whitespace().map(str::to_owned).collect(),
+                scopes: ["openid", "profile"]
+                    .into_iter()
+                    .map(str::to_owned)
+                    .chain(state.config.user_scope.split_whitespace().map(str::to_owned))
+                    .collect(),
                 redirect_uris,
                 post_logout_redirect_uris: post_logout,
                 public: true,

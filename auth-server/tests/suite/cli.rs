@@ -77,6 +77,101 @@ fn clients_create_shows_the_secret_once_and_list_never_shows_it() {
 }
 
 #[test]
+fn a_browser_client_is_registered_with_every_flag_and_listed_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = auth_server(
+        dir.path(),
+        &[
+            "clients",
+            "create",
+            "spa",
+            "--public",
+            "--first-party",
+            "--redirect-uri",
+            "http://127.0.0.1:8083/callback",
+            "--redirect-uri",
+            "https://spa.example/callback",
+            "--post-logout-redirect-uri",
+            "https://spa.example/",
+            "--id-token-alg",
+            "RS256",
+            "--scope",
+            "openid profile:read",
+        ],
+        None,
+    );
+    assert!(ok, "{stderr}");
+    let created: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(created["client_id"], "spa");
+    assert!(created.get("client_secret").is_none(), "a public client has no secret: {created}");
+
+    let (ok, listed, _) = auth_server(dir.path(), &["clients", "list"], None);
+    assert!(ok);
+    let listed: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    let spa = listed.iter().find(|client| client["client_id"] == "spa").unwrap();
+    assert_eq!(
+        spa["redirect_uris"],
+        serde_json::json!(["http://127.0.0.1:8083/callback", "https://spa.example/callback"])
+    );
+    assert_eq!(spa["post_logout_redirect_uris"], serde_json::json!(["https://spa.example/"]));
+    assert_eq!(
+        (&spa["public"], &spa["first_party"], &spa["id_token_alg"]),
+        (&Value::Bool(true), &Value::Bool(true), &Value::from("RS256"))
+    );
+    assert_eq!(spa["audiences"], serde_json::json!([]), "tokens default to TOKEN_AUDIENCES");
+
+    // The RS256 key is published beside the EdDSA one as soon as the client exists.
+    let (_, keys, _) = auth_server(dir.path(), &["keys", "list"], None);
+    let keys: Vec<Value> = serde_json::from_str(&keys).unwrap();
+    let algorithms: Vec<&str> = keys.iter().map(|key| key["algorithm"].as_str().unwrap()).collect();
+    assert!(algorithms.contains(&"EdDSA") && algorithms.contains(&"RS256"), "{algorithms:?}");
+    assert!(keys.iter().all(|key| key["state"] == "active"), "{keys:?}");
+
+    // `keys rotate` rotates both: each algorithm gets a pending successor.
+    let (ok, _, _) = auth_server(dir.path(), &["keys", "rotate"], None);
+    assert!(ok);
+    let (_, keys, _) = auth_server(dir.path(), &["keys", "list"], None);
+    let keys: Vec<Value> = serde_json::from_str(&keys).unwrap();
+    for algorithm in ["EdDSA", "RS256"] {
+        let of = |state: &str| {
+            keys.iter().filter(|key| key["algorithm"] == algorithm && key["state"] == state).count()
+        };
+        assert_eq!((of("active"), of("pending")), (1, 1), "{algorithm}: {keys:?}");
+    }
+}
+
+#[test]
+fn redirect_uris_that_the_contract_forbids_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (uri, expected) in [
+        ("http://app.example/callback", "https"),
+        ("https://app.example/callback#fragment", "fragment"),
+        ("not a uri", "redirect URI"),
+        ("javascript:alert(1)", "scheme"),
+        ("https://user:pass@app.example/cb", "user info"),
+    ] {
+        let (ok, _, stderr) =
+            auth_server(dir.path(), &["clients", "create", "bad", "--public", "--redirect-uri", uri], None);
+        assert!(!ok, "{uri} was accepted");
+        assert!(stderr.contains(expected), "{uri}: {stderr}");
+    }
+    for loopback in ["http://127.0.0.1/cb", "http://[::1]:9000/cb", "http://localhost:3000/cb"] {
+        let id = format!("ok-{}", loopback.len());
+        let (ok, _, stderr) = auth_server(
+            dir.path(),
+            &["clients", "create", &id, "--public", "--redirect-uri", loopback],
+            None,
+        );
+        assert!(ok, "{loopback}: {stderr}");
+    }
+    let (ok, _, stderr) = auth_server(dir.path(), &["clients", "create", "nothing"], None);
+    assert!(
+        !ok && stderr.contains("--audience"),
+        "a client with neither audience nor redirect URI: {stderr}"
+    );
+}
+
+#[test]
 fn keys_rotate_adds_a_pending_key_that_keys_list_shows() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, listed, _) = auth_server(dir.path(), &["keys", "list"], None);
@@ -113,8 +208,30 @@ fn demo_seed_is_idempotent() {
         assert!(output.status.success());
         String::from_utf8(output.stdout).unwrap()
     };
-    assert!(run().contains("created user demo"));
+    let first = run();
+    assert!(first.contains("created user demo"));
+    assert!(
+        first.contains("created client demo-web") && first.contains("created client swagger-ui"),
+        "{first}"
+    );
     assert_eq!(run(), "");
+
+    let (_, listed, _) = auth_server(dir.path(), &["clients", "list"], None);
+    let listed: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    let client = |id: &str| listed.iter().find(|client| client["client_id"] == id).unwrap().clone();
+    let demo_web = client("demo-web");
+    assert_eq!(demo_web["redirect_uris"], serde_json::json!(["http://127.0.0.1:8083/callback"]));
+    assert_eq!((&demo_web["public"], &demo_web["first_party"]), (&Value::Bool(true), &Value::Bool(true)));
+    let swagger = client("swagger-ui");
+    assert_eq!(
+        swagger["redirect_uris"],
+        serde_json::json!([
+            "http://127.0.0.1:8080/docs/oauth2-redirect.html",
+            "http://127.0.0.1:8081/docs/oauth2-redirect.html",
+            "http://127.0.0.1:8082/docs/oauth2-redirect.html"
+        ])
+    );
+    assert_eq!(swagger["public"], Value::Bool(true));
 }
 
 #[test]
