@@ -59,6 +59,10 @@ pub struct ServerMetadata {
     pub claims_supported: Vec<String>,
     /// Authorization responses carry `iss` (RFC 9207).
     pub authorization_response_iss_parameter_supported: bool,
+    /// Request objects are refused (`request_not_supported`).
+    pub request_parameter_supported: bool,
+    /// Request objects by reference are refused; absent would mean `true` (OIDC Discovery §3).
+    pub request_uri_parameter_supported: bool,
     /// Client authentication at the token endpoint.
     pub token_endpoint_auth_methods_supported: Vec<String>,
     /// Client authentication at the revocation endpoint.
@@ -113,6 +117,8 @@ impl ServerMetadata {
                 "preferred_username",
             ]),
             authorization_response_iss_parameter_supported: true,
+            request_parameter_supported: false,
+            request_uri_parameter_supported: false,
             token_endpoint_auth_methods_supported: [client_auth.as_slice(), &strings(&["none"])].concat(),
             revocation_endpoint_auth_methods_supported: client_auth.clone(),
             introspection_endpoint_auth_methods_supported: client_auth,

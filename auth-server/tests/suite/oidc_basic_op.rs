@@ -82,7 +82,6 @@ async fn discovery_issuer_is_exactly_the_url_the_relying_party_discovered() {
 }
 
 #[tokio::test]
-#[ignore = "server bug: no request_uri_parameter_supported in discovery, which OIDC Discovery reads as true"]
 async fn discovery_does_not_claim_request_uri_support_it_refuses() {
     // OpenID Connect Discovery 1.0 §3: an omitted request_uri_parameter_supported means true,
     // and the authorization endpoint answers request_uri_not_supported.
