@@ -61,7 +61,11 @@ pub fn router(state: AppState) -> Router {
 fn app(state: AppState) -> App {
     let readiness = database_readiness(state.pool.clone());
     let issuer = state.config.issuer();
-    App::new("auth-server", routes::api(state), readiness).public_url(&issuer)
+    let cors_origins = state.config.server.cors_allowed_origins.clone();
+    App::new("auth-server", routes::api(state), readiness)
+        .public_url(&issuer)
+        .swagger_login(&issuer)
+        .cors_on(&cors_origins, routes::CORS_PATHS)
 }
 
 /// Runs the server until SIGTERM or Ctrl-C, with the connection limits and management

@@ -20,6 +20,9 @@ pub struct App {
     gauges: Option<GaugeRefresh>,
     strict_transport_security: bool,
     management: bool,
+    cors_origins: Vec<String>,
+    cors_paths: Option<&'static [&'static str]>,
+    swagger_issuer: Option<String>,
 }
 
 impl std::fmt::Debug for App {
@@ -59,7 +62,33 @@ impl App {
             gauges: None,
             strict_transport_security: false,
             management: false,
+            cors_origins: Vec::new(),
+            cors_paths: None,
+            swagger_issuer: None,
         }
+    }
+
+    /// Answers CORS for these origins on every route (`CORS_ALLOWED_ORIGINS`; see
+    /// [`crate::cors`]).
+    pub fn cors(mut self, origins: &[String]) -> Self {
+        self.cors_origins = origins.to_vec();
+        self
+    }
+
+    /// Answers CORS for these origins only on paths that equal or start with one of `paths`
+    /// (a path ending in `/` is a prefix): the auth server's browser-facing endpoints, not its
+    /// pages.
+    pub fn cors_on(mut self, origins: &[String], paths: &'static [&'static str]) -> Self {
+        self.cors_origins = origins.to_vec();
+        self.cors_paths = Some(paths);
+        self
+    }
+
+    /// Swagger UI's "Authorize" logs in at `issuer` with the authorization code flow and PKCE
+    /// as the public client `swagger-ui`; see [`crate::docs`].
+    pub fn swagger_login(mut self, issuer: &str) -> Self {
+        self.swagger_issuer = Some(issuer.trim_end_matches('/').to_owned());
+        self
     }
 
     /// Brings state-derived gauges up to date before each `/metrics` scrape (no I/O there).
@@ -108,12 +137,16 @@ impl App {
             )
         };
         let (router, mut openapi) = self.api.merge(operations).split_for_parts();
-        crate::docs::complete(&mut openapi, &self.title);
-        let docs = SwaggerUi::new("/docs")
+        crate::docs::complete(&mut openapi, &self.title, self.swagger_issuer.as_deref());
+        let mut docs = SwaggerUi::new("/docs")
             .url("/openapi.json", openapi.clone())
             // Its default sends the document's URL to an outside validator for a badge.
             .config(utoipa_swagger_ui::Config::from("/openapi.json").validator_url("none"));
-        let router = router.merge(crate::headers::docs_policy(Router::from(docs)));
+        if self.swagger_issuer.is_some() {
+            docs = docs.oauth(crate::docs::swagger_oauth());
+        }
+        let router =
+            router.merge(crate::headers::docs_policy(Router::from(docs), self.swagger_issuer.as_deref()));
         let management = self.management.then(|| {
             use axum::routing::get;
             Router::new()
@@ -131,6 +164,28 @@ impl App {
                 router.fallback(problem::not_found).method_not_allowed_fallback(problem::method_not_allowed);
             crate::headers::apply(crate::layers::apply(router), self.strict_transport_security)
         };
-        BuiltApp { router: finish(router), management: management.map(finish), openapi }
+        let mut router = finish(router);
+        // Outermost, so that it also answers preflights that no route's method matches.
+        if let Some(cors) = crate::cors::layer(&self.cors_origins) {
+            router = match self.cors_paths {
+                None => router.layer(cors),
+                Some(paths) => only_on(paths, router.clone().layer(cors), router),
+            };
+        }
+        BuiltApp { router, management: management.map(finish), openapi }
     }
+}
+
+/// A router that sends requests for `paths` to `matching` and every other to `other`.
+fn only_on(paths: &'static [&'static str], matching: Router, other: Router) -> Router {
+    use tower::ServiceExt as _;
+    let covers = move |path: &str| {
+        paths
+            .iter()
+            .any(|prefix| if prefix.ends_with('/') { path.starts_with(prefix) } else { path == *prefix })
+    };
+    Router::new().fallback_service(tower::service_fn(move |request: axum::extract::Request| {
+        let target = if covers(request.uri().path()) { matching.clone() } else { other.clone() };
+        target.oneshot(request)
+    }))
 }

@@ -57,20 +57,36 @@ pub(crate) fn apply(router: Router, strict_transport_security: bool) -> Router {
 
 /// Gives the pages of `docs` (Swagger UI) their content security policy. Only documents obey
 /// one, so its scripts, style sheets and the OpenAPI document keep the default.
-pub(crate) fn docs_policy(docs: Router) -> Router {
-    docs.layer(axum::middleware::map_response(|mut response: Response| async move {
-        let is_page = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|media_type| media_type.starts_with("text/html"));
-        if is_page {
+pub(crate) fn docs_policy(docs: Router, issuer: Option<&str>) -> Router {
+    // Swagger UI's "Authorize" posts the code to the issuer's token endpoint.
+    let policy = match issuer.and_then(origin_of) {
+        Some(origin) => DOCS_POLICY.replace("connect-src 'self'", &format!("connect-src 'self' {origin}")),
+        None => DOCS_POLICY.to_owned(),
+    };
+    let policy = HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static(DOCS_POLICY));
+    docs.layer(axum::middleware::map_response(move |mut response: Response| {
+        let policy = policy.clone();
+        async move {
+            let is_page = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|media_type| media_type.starts_with("text/html"));
+            if is_page {
+                response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, policy);
+            }
             response
-                .headers_mut()
-                .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_POLICY));
         }
-        response
     }))
+}
+
+/// `scheme://host[:port]` of a URL, as a CSP source.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let valid = !authority.is_empty()
+        && authority.bytes().all(|byte| byte.is_ascii_alphanumeric() || b".-:[]".contains(&byte));
+    valid.then(|| format!("{scheme}://{authority}"))
 }
 
 #[cfg(test)]

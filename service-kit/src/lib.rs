@@ -52,6 +52,7 @@
 mod app;
 pub mod auth_args;
 mod connection;
+pub mod cors;
 pub mod db;
 mod docs;
 pub mod error;

@@ -186,6 +186,8 @@ impl<Settings: clap::Args> ResourceService<Settings> {
                 gauges.status();
             }))
             .public_url(&config.public_url())
+            .cors(&config.server.cors_allowed_origins)
+            .swagger_login(&config.auth.auth_issuer)
             .management_listener(config.server.management_addr.is_some())
             .build_all();
         Ok(BuiltService {

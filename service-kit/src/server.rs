@@ -43,6 +43,10 @@ pub struct ServerArgs {
     /// on LISTEN_ADDR.
     #[arg(long, env = "MANAGEMENT_ADDR", global = true)]
     pub management_addr: Option<SocketAddr>,
+    /// Browser origins allowed to call this binary's API (comma-separated, e.g.
+    /// `http://127.0.0.1:8083`); unset: no CORS. See [`crate::cors`].
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for ServerArgs {
@@ -53,6 +57,7 @@ impl Default for ServerArgs {
             header_read_timeout_secs: limits.header_read_timeout.as_secs(),
             idle_timeout_secs: limits.idle_timeout.as_secs(),
             management_addr: None,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

@@ -41,11 +41,11 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(token::token))
         .routes(routes!(revoke::revoke))
+        .routes(routes!(userinfo::userinfo_get, userinfo::userinfo_post))
         .routes(routes!(introspect::introspect))
         .routes(routes!(authorize::authorize_get, authorize::authorize_post))
         .routes(routes!(authorize::login))
         .routes(routes!(authorize::consent))
-        .routes(routes!(userinfo::userinfo_get, userinfo::userinfo_post))
         .routes(routes!(logout::logout_get, logout::logout_post))
         .routes(routes!(pages::stylesheet))
 }

@@ -9,6 +9,12 @@ pub mod discovery;
 pub mod login;
 pub mod revocations;
 
+/// The paths that answer CORS for `CORS_ALLOWED_ORIGINS` (DESIGN.md "CORS"): discovery, the
+/// key set, token, both revocation endpoints and userinfo. The pages, introspection and the
+/// account API do not.
+pub const CORS_PATHS: &[&str] =
+    &["/.well-known/", "/oauth2/token", "/oauth2/revoke", "/oauth2/userinfo", "/v1/revocations"];
+
 /// Every documented route of the auth server, with its state.
 pub fn api(state: AppState) -> OpenApiRouter {
     OpenApiRouter::new()

@@ -179,3 +179,40 @@ async fn the_token_form_documents_every_advertised_grant_with_its_own_parameters
     assert!(documented["refresh_token"].contains(&"refresh_token".to_owned()), "{documented:?}");
     assert!(documented["client_credentials"].contains(&"audience".to_owned()), "{documented:?}");
 }
+
+/// DESIGN.md "CORS": discovery, the key set, token, revocation and userinfo answer the listed
+/// browser origin (preflights too, cached); the hosted pages, introspection and the account
+/// API do not; another origin gets nothing.
+#[tokio::test]
+async fn browser_endpoints_answer_cors_for_the_listed_origin_only() {
+    const ORIGIN: &str = "http://127.0.0.1:8083";
+    let app = TestApp::start_with(testkit::TestDatabase::sqlite(), |config| {
+        config.server.cors_allowed_origins = vec![ORIGIN.to_owned()];
+    })
+    .await;
+    let preflight = |path: &str, origin: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", app.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type, dpop")
+            .send()
+    };
+    for path in ["/oauth2/token", "/oauth2/revoke", "/oauth2/userinfo", "/.well-known/jwks.json"] {
+        let response = preflight(path, ORIGIN).await.unwrap();
+        assert_eq!(response.headers().get("access-control-allow-origin").unwrap(), ORIGIN, "{path}");
+        assert_eq!(response.headers()["access-control-max-age"], "600", "{path}");
+        let refused = preflight(path, "http://evil.example").await.unwrap();
+        assert!(refused.headers().get("access-control-allow-origin").is_none(), "{path}");
+    }
+    for path in ["/.well-known/openid-configuration", "/v1/revocations"] {
+        let response =
+            app.client.get(format!("{}{path}", app.url)).header("origin", ORIGIN).send().await.unwrap();
+        assert_eq!(response.headers().get("access-control-allow-origin").unwrap(), ORIGIN, "{path}");
+        assert!(response.headers().get("access-control-allow-credentials").is_none(), "{path}");
+    }
+    for path in ["/oauth2/login", "/oauth2/introspect", "/v1/auth/login", "/oauth2/authorize"] {
+        let response = preflight(path, ORIGIN).await.unwrap();
+        assert!(response.headers().get("access-control-allow-origin").is_none(), "{path} answers CORS");
+    }
+}
