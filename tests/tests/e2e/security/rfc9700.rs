@@ -35,7 +35,6 @@ async fn the_password_grant_and_other_unoffered_grants_are_unsupported() {
     ];
     for grant in [
         "PASSWORD",
-        "authorization_code",
         "implicit",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
         "urn:ietf:params:oauth:grant-type:device_code",
