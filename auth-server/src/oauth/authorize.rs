@@ -497,12 +497,6 @@ fn login_page(
     page
 }
 
-fn internal(error: &anyhow::Error) -> Response {
-    tracing::error!(error = format!("{error:#}"), "authorization endpoint failure");
-    pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again later.")
-        .into_response()
-}
-
 async fn authorize(state: &AppState, headers: &HeaderMap, parsed: Parsed) -> Response {
     let outcome = async {
         let request = match validate(state, parsed).await? {
@@ -513,7 +507,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, parsed: Parsed) -> Res
         let session = cookies.session(state).await?;
         proceed(state, &cookies, request, session, JustNow::default(), None).await
     };
-    outcome.await.unwrap_or_else(|error| internal(&error))
+    outcome.await.unwrap_or_else(|error| pages::internal_error("authorization endpoint", &error))
 }
 
 /// Starts a browser login (authorization code flow with PKCE).
@@ -591,7 +585,7 @@ pub(crate) async fn login(
     let parsed = Parsed::from_bytes(&body);
     let cookies = BrowserCookies::new(&state, &headers);
     if !cookies.csrf_matches(parsed.field("csrf_token")) {
-        return forbidden().into_response();
+        return pages::forbidden().into_response();
     }
     let username = parsed.field("username").unwrap_or("").to_owned();
     let password = parsed.field("password").unwrap_or("").to_owned();
@@ -645,7 +639,7 @@ pub(crate) async fn login(
         let just_now = JustNow { logged_in: true, consented: false };
         proceed(&state, &cookies, request, Some((session, user)), just_now, Some(cookie)).await
     };
-    outcome.await.unwrap_or_else(|error| internal(&error))
+    outcome.await.unwrap_or_else(|error| pages::internal_error("authorization endpoint", &error))
 }
 
 /// The consent form's fields beside the pending authorization request.
@@ -674,7 +668,7 @@ pub(crate) async fn consent(State(state): State<AppState>, headers: HeaderMap, b
     let parsed = Parsed::from_bytes(&body);
     let cookies = BrowserCookies::new(&state, &headers);
     if !cookies.csrf_matches(parsed.field("csrf_token")) {
-        return forbidden().into_response();
+        return pages::forbidden().into_response();
     }
     let decision = parsed.field("decision").map(str::to_owned);
     let outcome = async {
@@ -707,15 +701,7 @@ pub(crate) async fn consent(State(state): State<AppState>, headers: HeaderMap, b
                 .into_response()),
         }
     };
-    outcome.await.unwrap_or_else(|error| internal(&error))
-}
-
-fn forbidden() -> Page {
-    pages::error_page(
-        StatusCode::FORBIDDEN,
-        "Request refused",
-        "This form has expired or did not come from this site. Go back, reload the page and try again.",
-    )
+    outcome.await.unwrap_or_else(|error| pages::internal_error("authorization endpoint", &error))
 }
 
 #[cfg(test)]

@@ -102,12 +102,6 @@ async fn log_out(
     Ok(response)
 }
 
-fn internal(error: &anyhow::Error) -> Response {
-    tracing::error!(error = format!("{error:#}"), "logout failure");
-    pages::error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again later.")
-        .into_response()
-}
-
 /// Logs out of the browser session (RP-Initiated Logout).
 ///
 /// With a valid `id_token_hint`: ends the hint's browser session and its refresh families,
@@ -133,7 +127,7 @@ pub(crate) async fn logout_get(
     if let Some(claims) = hint {
         return log_out(&state, &cookies, Some(&claims.sid), Some(&claims.aud), &params)
             .await
-            .unwrap_or_else(|error| internal(&error));
+            .unwrap_or_else(|error| pages::internal_error("logout", &error));
     }
     let (csrf_token, csrf_cookie) = cookies.csrf_token();
     let fields: Vec<(&'static str, String)> = [
@@ -164,16 +158,11 @@ pub(crate) async fn logout_post(State(state): State<AppState>, headers: HeaderMa
     let (params, csrf_token) = parse(&body);
     let cookies = BrowserCookies::new(&state, &headers);
     if !cookies.csrf_matches(csrf_token.as_deref()) {
-        return pages::error_page(
-            StatusCode::FORBIDDEN,
-            "Request refused",
-            "This form has expired or did not come from this site. Reload the page and try again.",
-        )
-        .into_response();
+        return pages::forbidden().into_response();
     }
     let outcome = async {
         let sid = cookies.session_sid(&state).await?;
         log_out(&state, &cookies, sid.as_deref(), params.client_id.as_deref(), &params).await
     };
-    outcome.await.unwrap_or_else(|error| internal(&error))
+    outcome.await.unwrap_or_else(|error| pages::internal_error("logout", &error))
 }

@@ -220,6 +220,22 @@ pub(crate) fn error_page(status: StatusCode, title: &str, detail: &str) -> Page 
     Page::new(status, error(title, detail))
 }
 
+/// 403 for a form post without this browser's CSRF token.
+pub(crate) fn forbidden() -> Page {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "This form has expired or did not come from this site. Go back, reload the page and try again.",
+    )
+}
+
+/// 500 for a failure the user cannot fix; the cause is logged, never shown.
+pub(crate) fn internal_error(context: &str, cause: &anyhow::Error) -> Response {
+    tracing::error!(error = format!("{cause:#}"), "{context} failure");
+    error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again later.")
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
