@@ -1,0 +1,5 @@
+//! `demo-web` binary.
+
+fn main() -> std::process::ExitCode {
+    demo_web::main()
+}
