@@ -19,10 +19,13 @@ service whose base URL it gets}) and user_audience (whether users' tokens are fo
 
 AUTH_KEYS = {"name", "port", "data_dir"}
 RESOURCE_KEYS = AUTH_KEYS | {"client_id", "urls", "user_audience"}
+WEB_APP_KEYS = AUTH_KEYS | {"urls"}
 
 
-class Services(namedtuple("Services", "all")):
-    """Every service, the auth server first, then the resource services in start order."""
+class Services(namedtuple("Services", "all web_apps")):
+    """Every service with an API, the auth server first, then the resource services in start
+    order; and apart, the browser apps (`[[web_app]]`, role "web"): the harness measures and
+    Schemathesis tests APIs, which a web app does not have, so `all` leaves them out."""
 
     @property
     def auth_server(self):
@@ -67,15 +70,16 @@ def parse(text):
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"not TOML: {error}") from None
-    unknown = set(document) - {"auth_server", "resource_service"}
+    unknown = set(document) - {"auth_server", "resource_service", "web_app"}
     if unknown:
         raise ValueError(f"unknown table(s) {', '.join(sorted(unknown))}")
     if "auth_server" not in document:
         raise ValueError("no [auth_server]")
     services = [_entry(document["auth_server"], "auth-server", AUTH_KEYS)]
     services += [_entry(table, "resource", RESOURCE_KEYS) for table in document.get("resource_service", [])]
+    web_apps = [_entry(table, "web", WEB_APP_KEYS) for table in document.get("web_app", [])]
     names, ports, data_dirs = set(), set(), set()
-    for service in services:
+    for service in services + web_apps:
         if not isinstance(service.name, str) or not re.fullmatch(r"[a-z-]+", service.name):
             raise ValueError(f"service name {service.name!r}: a package name of lowercase letters and dashes")
         if service.name in names:
@@ -91,7 +95,7 @@ def parse(text):
         names.add(service.name)
         ports.add(service.port)
         data_dirs.add(service.data_dir)
-    for service in services[1:]:
+    for service in services[1:] + web_apps:
         for variable, target in service.urls.items():
             if not re.fullmatch(r"[A-Z_]+", variable):
                 raise ValueError(f"{service.name}: {variable!r} is no environment variable name")
@@ -101,7 +105,7 @@ def parse(text):
             raise ValueError(f"{service.name}: user_audience must be true or false")
     if sum(1 for service in services if service.client_id) > 1:
         raise ValueError("more than one service has a client_id, but auth-server demo-seed registers one client")
-    return Services(tuple(services))
+    return Services(tuple(services), tuple(web_apps))
 
 
 def load(path=SERVICES_TOML):

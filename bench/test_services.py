@@ -31,9 +31,18 @@ class CommittedServicesTest(unittest.TestCase):
     def test_every_service_crate_of_the_workspace_is_listed_and_nothing_else(self):
         with open(os.path.join(services.ROOT, "Cargo.toml"), "rb") as f:
             members = tomllib.load(f)["workspace"]["members"]
-        crates = sorted(member for member in members if member.endswith(("-server", "-service")))
+        crates = sorted(member for member in members if member.endswith(("-server", "-service", "-web")))
 
-        self.assertEqual(sorted(services.load().names), crates)
+        committed = services.load()
+        self.assertEqual(sorted(committed.names + [app.name for app in committed.web_apps]), crates)
+
+    def test_the_demo_web_app_is_a_web_app_kept_out_of_the_services_with_an_api(self):
+        committed = services.load()
+
+        self.assertEqual([(app.name, app.port, app.role) for app in committed.web_apps], [("demo-web", 8083, "web")])
+        self.assertNotIn("demo-web", committed.names)
+        self.assertEqual(committed.web_apps[0].urls,
+                         {"USERS_SERVICE_URL": "users-service", "ORDERS_SERVICE_URL": "orders-service"})
 
     def test_ports_and_data_dirs_are_distinct_and_the_contract_ones(self):
         committed = services.load()
@@ -57,6 +66,19 @@ class CommittedServicesTest(unittest.TestCase):
 
 
 class ParseTest(unittest.TestCase):
+    def test_a_web_app_is_checked_like_the_others(self):
+        web = MINIMAL + '\n[[web_app]]\nname = "a-web"\nport = 1\ndata_dir = "w"\n'
+
+        self.assertEqual(len(services.parse(web).web_apps), 1)
+        for text, reason in [
+            (web.replace("port = 1", "port = 8080"), "port 8080 is taken"),
+            (web + 'urls = { X_URL = "b-service" }\n', "not listed"),
+            (web + 'client_id = "x"\n', "unknown key"),
+        ]:
+            with self.assertRaises(ValueError) as raised:
+                services.parse(text)
+            self.assertIn(reason, str(raised.exception))
+
     def test_resource_keys_have_defaults(self):
         parsed = services.parse(with_resource('name = "a-service"\nport = 1\ndata_dir = "a"'))
 

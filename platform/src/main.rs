@@ -1,7 +1,7 @@
 //! `platform`: the whole stack in one command, on SQLite, no Docker.
 //!
 //! `cargo run -p platform` seeds demo data on first start, then runs every service of
-//! `services.toml` (auth-server, users-service, orders-service) as a separate process (this same
+//! `services.toml` (auth-server, users-service, orders-service, demo-web) as a separate process (this same
 //! binary re-executed with a service name, through `testkit::launch`), each on its contract port
 //! with its own SQLite file under one data dir. Separate processes matter: the walkthrough stops
 //! the auth server alone and shows the services carry on. Press Enter to stop or start the auth
@@ -101,6 +101,9 @@ fn service_main(name: &str) -> Option<ServiceMain> {
         "orders-service" => {
             |command_line| Box::pin(run_resource(&orders_service::SERVICE, orders_service::api, command_line))
         }
+        "demo-web" => |command_line| {
+            Box::pin(async move { demo_web::run(demo_web::Cli::parse_from(command_line)).await })
+        },
         _ => return None,
     })
 }
@@ -192,15 +195,26 @@ fn demo_client_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
 
 fn print_walkthrough(args: &Args, launcher: &Launcher) {
     let (auth, users, orders) = (args.auth_addr, args.users_addr, args.orders_addr);
+    // The web app first: it is what a newcomer opens.
+    let apps: String = launcher
+        .services()
+        .web_apps()
+        .filter_map(|service| {
+            Some(format!("open {} and log in as demo / demo-password\n", launcher.url(&service.name)?))
+        })
+        .collect();
     let docs: String = launcher
         .services()
         .all()
         .iter()
+        .filter(|service| !service.is_web_app())
         .filter_map(|service| Some(format!("  {:<16}{}/docs\n", service.name, launcher.url(&service.name)?)))
         .collect();
     println!(
         r#"
-JWT platform is running (data in {data}).
+{apps}
+JWT platform is running (data in {data}). In the page, press Enter here to stop the auth
+server and keep working: the services verify tokens with their cached keys.
 
 {docs}
 Demo accounts: demo / demo-password, admin / admin-password.

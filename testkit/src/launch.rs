@@ -1,7 +1,7 @@
 //! The one launcher of the platform's real binaries, shared by `platform` and the end-to-end
 //! tests: it starts each service of `services.toml` as a separate process with the environment
 //! its role there calls for (listen address, data dir, issuer, the other services' URLs, client
-//! credentials), waits until it answers `/readyz`, and stops it.
+//! credentials, the web apps' origins for CORS), waits until it answers `/readyz`, and stops it.
 //!
 //! A [`Program`] is a path and the arguments before a service's own, so both ways of running a
 //! service fit: the tests run the workspace's binaries ([`Programs::Directory`]), `platform`
@@ -201,6 +201,12 @@ impl Launcher {
         &self.data_dir
     }
 
+    /// The browser origins of the web apps where this launcher starts them: the other binaries'
+    /// `CORS_ALLOWED_ORIGINS`.
+    pub fn web_origins(&self) -> Vec<String> {
+        self.services.web_apps().filter_map(|service| self.url(&service.name)).collect()
+    }
+
     fn auth_address(&self) -> SocketAddr {
         // `new` gives every listed service an address, and the auth server is always listed.
         self.addresses[&self.services.auth_server().name]
@@ -225,6 +231,10 @@ impl Launcher {
         if let Some(filter) = &self.rust_log {
             command.env("RUST_LOG", filter);
         }
+        let web_origins = self.web_origins();
+        if !entry.is_web_app() && !web_origins.is_empty() {
+            command.env("CORS_ALLOWED_ORIGINS", web_origins.join(","));
+        }
         match &entry.role {
             Role::AuthServer => {
                 command.env("ISSUER", self.issuer_url());
@@ -245,6 +255,15 @@ impl Launcher {
                     command.env("CLIENT_ID", client_id).env("CLIENT_SECRET", self.secret());
                 }
                 command.envs(self.resource_env.iter().map(|(name, value)| (name, value)));
+            }
+            Role::WebApp(needs) => {
+                // What the browser reaches: the issuer and the services' URLs.
+                command.env("AUTH_ISSUER", self.issuer_url());
+                for (variable, target) in &needs.urls {
+                    let url =
+                        self.url(target).with_context(|| format!("{service}: {target} has no address"))?;
+                    command.env(variable, url);
+                }
             }
         }
         Ok(command)
@@ -280,6 +299,7 @@ impl Launcher {
     /// [`Launcher::start`] with the service's standard error, where its logs go, written to
     /// `log`: for tests that read what a real binary logged.
     pub async fn start_logging_to(&self, service: &str, log: std::fs::File) -> anyhow::Result<Process> {
+        self.reserve_data_dir(service)?;
         let mut command = self.command(service, &[])?;
         command.stderr(Stdio::from(log));
         let child = command.spawn().with_context(|| format!("failed to start {service}"))?;
@@ -290,10 +310,25 @@ impl Launcher {
     }
 
     fn spawn(&self, service: &str) -> anyhow::Result<Process> {
+        self.reserve_data_dir(service)?;
         let child =
             self.command(service, &[])?.spawn().with_context(|| format!("failed to start {service}"))?;
         let address = self.address(service).with_context(|| format!("{service} has no address"))?;
         Ok(Process { name: service.to_owned(), address, child, started: Instant::now() })
+    }
+}
+
+impl Launcher {
+    /// A web app keeps nothing on disk, so it never creates its data dir; the stack does (0700),
+    /// so every service of the file has one, as the others create theirs at start.
+    fn reserve_data_dir(&self, service: &str) -> anyhow::Result<()> {
+        match self.services.get(service) {
+            Some(entry) if entry.is_web_app() => {
+                service_kit::files::private_dir(&self.data_dir)?;
+                service_kit::files::private_dir(&self.data_dir.join(&entry.data_dir))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -392,14 +427,14 @@ pub struct Stack {
 
 impl Stack {
     /// Seeds the auth server's database ([`Launcher::seed`], printing what it created), starts
-    /// the auth server, then every resource service, and waits until each is ready.
+    /// the auth server, then every resource service and web app, and waits until each is ready.
     pub async fn start(launcher: Launcher) -> anyhow::Result<Self> {
         print!("{}", launcher.seed().await?);
         let mut stack = Self { launcher, running: HashMap::new() };
         let auth = stack.auth_server().to_owned();
         stack.start_service(&auth).await?;
         let mut starting = Vec::new();
-        for service in stack.launcher.services.resource_services() {
+        for service in stack.launcher.services.all().iter().filter(|service| service.name != auth) {
             starting.push(stack.launcher.spawn(&service.name)?);
         }
         for mut process in starting {
@@ -565,6 +600,26 @@ mod tests {
         assert_eq!(orders["RUST_LOG"], set("warn"));
         assert_eq!(users["LISTEN_ADDR"], set("127.0.0.1:7001"));
         assert!(!users.contains_key("CLIENT_SECRET") && !users.contains_key("ISSUER"));
+    }
+
+    #[test]
+    fn the_web_app_gets_the_urls_the_browser_reaches_and_the_others_allow_its_origin() {
+        let launcher = launcher(Programs::Directory("/bin".into()))
+            .listen("demo-web", "127.0.0.1:7083".parse().unwrap())
+            .unwrap()
+            .resource_env("REVOCATION_POLL_SECS", 5);
+
+        let web = env_of(&launcher.command("demo-web", &[]).unwrap());
+
+        assert_eq!(web["LISTEN_ADDR"], set("127.0.0.1:7083"));
+        assert_eq!(web["AUTH_ISSUER"], set("http://127.0.0.1:8080"));
+        assert_eq!(web["USERS_SERVICE_URL"], set("http://127.0.0.1:8081"));
+        assert_eq!(web["ORDERS_SERVICE_URL"], set("http://127.0.0.1:8082"));
+        assert!(!web.contains_key("CORS_ALLOWED_ORIGINS") && !web.contains_key("REVOCATION_POLL_SECS"));
+        for service in ["auth-server", "users-service", "orders-service"] {
+            let env = env_of(&launcher.command(service, &[]).unwrap());
+            assert_eq!(env["CORS_ALLOWED_ORIGINS"], set("http://127.0.0.1:7083"), "{service}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The platform's services as the workspace's `services.toml` lists them: name, contract port,
-//! data dir, and what a resource service needs from the rest of the stack. The file is compiled
+//! data dir, and what a resource service or a browser app needs from the rest of the stack. The file is compiled
 //! in, so `platform` and the end-to-end tests start exactly the services it names.
 
 use std::collections::{BTreeMap, HashSet};
@@ -11,8 +11,8 @@ use serde::Deserialize;
 /// The committed `services.toml`, as text.
 pub const SERVICES_TOML: &str = include_str!("../../services.toml");
 
-/// Every service of the platform: the auth server first, then the resource services in the
-/// file's order (the order a stack starts them in).
+/// Every service of the platform: the auth server first, then the resource services, then the
+/// browser apps, each in the file's order (the order a stack starts them in).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Services {
     services: Vec<Service>,
@@ -38,6 +38,17 @@ pub enum Role {
     AuthServer,
     /// A protected resource service: gets `AUTH_ISSUER`.
     Resource(ResourceNeeds),
+    /// A browser app (the demo web app): gets `AUTH_ISSUER` and the services' URLs for the
+    /// browser, and its origin is in every other binary's `CORS_ALLOWED_ORIGINS`. It has no API
+    /// of its own and no token audience.
+    WebApp(WebAppNeeds),
+}
+
+/// What a browser app needs besides the issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebAppNeeds {
+    /// Environment variables set to another service's base URL, by variable.
+    pub urls: BTreeMap<String, String>,
 }
 
 /// What a resource service needs besides the issuer.
@@ -61,8 +72,22 @@ impl Service {
     /// Its needs, if it is a resource service.
     pub fn resource(&self) -> Option<&ResourceNeeds> {
         match &self.role {
-            Role::AuthServer => None,
             Role::Resource(needs) => Some(needs),
+            Role::AuthServer | Role::WebApp(_) => None,
+        }
+    }
+
+    /// Whether it is a browser app.
+    pub fn is_web_app(&self) -> bool {
+        matches!(self.role, Role::WebApp(_))
+    }
+
+    /// The environment variables it gets set to other services' URLs.
+    pub fn urls(&self) -> Option<&BTreeMap<String, String>> {
+        match &self.role {
+            Role::Resource(needs) => Some(&needs.urls),
+            Role::WebApp(needs) => Some(&needs.urls),
+            Role::AuthServer => None,
         }
     }
 }
@@ -103,6 +128,12 @@ impl Services {
                 user_audience: entry.user_audience,
             }),
         }));
+        services.extend(file.web_app.into_iter().map(|entry| Service {
+            name: entry.name,
+            port: entry.port,
+            data_dir: entry.data_dir,
+            role: Role::WebApp(WebAppNeeds { urls: entry.urls }),
+        }));
         let services = Self { services };
         services.check()?;
         Ok(services)
@@ -133,9 +164,9 @@ impl Services {
                 service.data_dir
             );
         }
-        for service in self.resource_services() {
-            let Some(needs) = service.resource() else { continue };
-            for (variable, target) in &needs.urls {
+        for service in &self.services {
+            let Some(urls) = service.urls() else { continue };
+            for (variable, target) in urls {
                 anyhow::ensure!(
                     !variable.is_empty()
                         && variable.bytes().all(|byte| byte.is_ascii_uppercase() || byte == b'_'),
@@ -171,7 +202,18 @@ impl Services {
 
     /// The resource services, in start order.
     pub fn resource_services(&self) -> impl Iterator<Item = &Service> {
-        self.services[1..].iter()
+        self.services.iter().filter(|service| service.resource().is_some())
+    }
+
+    /// The browser apps, in start order (after the resource services).
+    pub fn web_apps(&self) -> impl Iterator<Item = &Service> {
+        self.services.iter().filter(|service| service.is_web_app())
+    }
+
+    /// The browser origins of the web apps on their contract ports: what the other binaries'
+    /// `CORS_ALLOWED_ORIGINS` lists (a launcher on other ports computes its own).
+    pub fn web_origins(&self) -> Vec<String> {
+        self.web_apps().map(|service| format!("http://{}", service.contract_address())).collect()
     }
 
     /// The service called `name`.
@@ -195,6 +237,8 @@ struct File {
     auth_server: AuthServerEntry,
     #[serde(default)]
     resource_service: Vec<ResourceEntry>,
+    #[serde(default)]
+    web_app: Vec<WebAppEntry>,
 }
 
 #[derive(Deserialize)]
@@ -219,6 +263,16 @@ struct ResourceEntry {
     user_audience: bool,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebAppEntry {
+    name: String,
+    port: u16,
+    data_dir: String,
+    #[serde(default)]
+    urls: BTreeMap<String, String>,
+}
+
 fn yes() -> bool {
     true
 }
@@ -233,7 +287,8 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
     }
 
-    /// The workspace members that are binaries of the platform: `*-server` and `*-service`.
+    /// The workspace members that are binaries of the platform: `*-server`, `*-service` and
+    /// `*-web`.
     fn service_crates() -> Vec<String> {
         let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
         let manifest: toml::Table = toml::from_str(&manifest).unwrap();
@@ -241,7 +296,7 @@ mod tests {
         let mut crates: Vec<String> = members
             .iter()
             .map(|member| member.as_str().unwrap().to_owned())
-            .filter(|member| member.ends_with("-server") || member.ends_with("-service"))
+            .filter(|member| ["-server", "-service", "-web"].iter().any(|suffix| member.ends_with(suffix)))
             .collect();
         crates.sort();
         crates
@@ -321,6 +376,38 @@ mod tests {
             services.user_audiences().starts_with(&["users-service", "orders-service"]),
             "auth-server's default audiences come first"
         );
+    }
+
+    #[test]
+    fn the_demo_web_app_is_a_web_app_on_the_origin_its_client_is_registered_for() {
+        let services = Services::committed();
+
+        let demo = services.get("demo-web").unwrap();
+        assert!(demo.is_web_app() && demo.resource().is_none());
+        assert_eq!(demo.port, 8083);
+        let urls = demo.urls().unwrap();
+        assert_eq!(urls["USERS_SERVICE_URL"], "users-service");
+        assert_eq!(urls["ORDERS_SERVICE_URL"], "orders-service");
+        // auth-server demo-seed registers demo-web with http://127.0.0.1:8083/callback.
+        assert_eq!(services.web_origins(), ["http://127.0.0.1:8083"]);
+        assert!(!services.user_audiences().contains(&"demo-web"), "no token audience");
+        assert!(services.resource_services().all(|service| !service.is_web_app()));
+    }
+
+    #[test]
+    fn a_web_app_is_checked_like_the_others() {
+        let web = |fields: &str| format!("{MINIMAL}\n[[web_app]]\n{fields}\n");
+
+        let parsed = Services::parse(&web("name = \"a-web\"\nport = 1\ndata_dir = \"w\"")).unwrap();
+        assert_eq!(parsed.web_apps().count(), 1);
+        for (text, reason) in [
+            (web("name = \"a-web\"\nport = 8080\ndata_dir = \"w\""), "port 8080 is taken"),
+            (web("name = \"a-web\"\nport = 1\ndata_dir = \"w\"\nurls = { X_URL = \"b\" }"), "not listed"),
+            (web("name = \"a-web\"\nport = 1\ndata_dir = \"w\"\nclient_id = \"x\""), "unknown field"),
+        ] {
+            let error = format!("{:#}", Services::parse(&text).unwrap_err());
+            assert!(error.contains(reason), "expected {reason:?}, got {error:?} for\n{text}");
+        }
     }
 
     #[test]
