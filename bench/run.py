@@ -18,15 +18,19 @@ import platform
 import subprocess
 import sys
 import time
+import urllib.parse
+from collections import Counter
 
+import browser
 import flood
 import harness
 from harness import AUTH_SERVER, CORES, ROOT, Row, Service, about, at_least, at_most, http, reported, rss_kib, sh, wrk
 
-SECTIONS = ("signing", "verify", "verification", "login", "services", "no5xx")
+SECTIONS = ("signing", "verify", "verification", "login", "browser", "services", "no5xx")
 # The accounts the login sections rotate over (created by section_login).
 LOGIN_ACCOUNTS = [f"bench-{index}" for index in range(4 * CORES)]
-# Set by main() when the login section runs: the argon2_bound example for BIN_DIR's profile.
+# Set by main() when the login or browser section runs: the argon2_bound example for BIN_DIR's
+# profile.
 ARGON2_BOUND = None
 
 
@@ -60,6 +64,27 @@ function request()
   index = (index % #names) + 1
   local body = '{{"username":"' .. names[index] .. '","password":"{password}"}}'
   return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, body)
+end
+"""
+
+
+def refresh_chain_script(chain_file, extra_form=""):
+    """Thread N refreshes the Nth refresh token of the file, then each one it gets back (one
+    connection per thread, so each Lua state owns its chain). `extra_form` is appended to the
+    form (`&client_id=...` for a registered public client's tokens)."""
+    return f"""
+local tokens = {{}}
+for line in io.lines({harness.lua_string(chain_file)}) do tokens[#tokens + 1] = line end
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("id", counter) end
+function init(args) current = tokens[id] end
+function request()
+  return wrk.format("POST", nil, {{["Content-Type"] = "application/x-www-form-urlencoded"}},
+    "grant_type=refresh_token{extra_form}&refresh_token=" .. current)
+end
+function response(status, headers, body)
+  local next_token = string.match(body, '"refresh_token":"([^"]+)"')
+  if next_token then current = next_token end
 end
 """
 
@@ -261,21 +286,7 @@ def section_grants(rows, auth, quick):
         assert status == 200, body
         chains.append(json.loads(body)["refresh_token"])
     chain_file = harness.scratch_file("\n".join(chains) + "\n", suffix=".refresh")
-    refresh = f"""
-local tokens = {{}}
-for line in io.lines({harness.lua_string(chain_file)}) do tokens[#tokens + 1] = line end
-local counter = 0
-function setup(thread) counter = counter + 1; thread:set("id", counter) end
-function init(args) current = tokens[id] end
-function request()
-  return wrk.format("POST", nil, {{["Content-Type"] = "application/x-www-form-urlencoded"}},
-    "grant_type=refresh_token&refresh_token=" .. current)
-end
-function response(status, headers, body)
-  local next_token = string.match(body, '"refresh_token":"([^"]+)"')
-  if next_token then current = next_token end
-end
-"""
+    refresh = refresh_chain_script(chain_file)
     rate, _, bad, _, _ = wrk(auth.url + "/oauth2/token", seconds, connections=16, threads=16, script=refresh)
     rows.append(Row("refresh grants per second (c16)", f"**{rate:.0f}/s** (non-2xx: {bad})", at_least(1000, "≥ 1,000/s on 2 cores"),
                     "wrk -t16 -c16, each connection rotating its own refresh token", rate))
@@ -299,6 +310,217 @@ def section_enumeration(rows, auth, samples=20):
     rows.append(Row("login latency, unknown user vs wrong password (medians)", f"{unknown:.1f} ms vs {wrong:.1f} ms "
                     f"(**{unknown / wrong:.2f}**)", about(1.0, 0.05, "no gap (≈ 1.00 ± 0.05)"),
                     f"{samples} of each, interleaved, sequential, one name per attempt", unknown / wrong))
+
+
+# --- browser login: the authorization code flow through the hosted login page ----------------
+
+# The public, first-party client the browser section registers with `clients create`. Port 9
+# (discard) is never contacted: redirects are read, not followed.
+BROWSER_CLIENT = browser.Client("bench-web", "http://127.0.0.1:9/cb", "openid profile profile:read")
+
+
+def code_minting_script(cookie, prefix):
+    """GETs the authorization URL with a live browser session's cookie, and writes the code of
+    every 302 to PREFIX<thread>.codes, one per line."""
+    return f"""
+wrk.headers["Cookie"] = {harness.lua_string(cookie)}
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("id", counter) end
+function init(args)
+  out = assert(io.open({harness.lua_string(prefix)} .. id .. ".codes", "w"))
+  out:setvbuf("line")
+end
+function response(status, headers, body)
+  local location = headers["location"] or headers["Location"]
+  if status == 302 and location then
+    local code = string.match(location, "[?&]code=([^&]+)")
+    if code then out:write(code, "\\n") end
+  end
+end
+"""
+
+
+def code_exchange_script(code_file, threads, client, verifier):
+    """Thread N of `threads` redeems codes N, N + threads, ... of the file, each once, as the
+    public `client` with the PKCE verifier they were all issued for. A thread that runs out
+    sends an unknown code: its 400s show as non-2xx."""
+    fixed = urllib.parse.urlencode([(name, value) for name, value in browser.exchange_form(client, "", verifier)
+                                    if name != "code"])
+    return f"""
+local codes = {{}}
+for line in io.lines({harness.lua_string(code_file)}) do codes[#codes + 1] = line end
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("id", counter) end
+function init(args) index = id end
+function request()
+  local code = codes[index] or "exhausted"
+  index = index + {threads}
+  return wrk.format("POST", nil, {{["Content-Type"] = "application/x-www-form-urlencoded"}},
+    {harness.lua_string(fixed + "&code=")} .. code)
+end
+"""
+
+
+def mint_codes(agent, authorize_url, needed, connections=16):
+    """At least `needed` fresh codes (or as many as 20 s of minting gives), issued to the live
+    browser session of `agent` by wrk on `authorize_url`; returns them and the minting rate."""
+    codes, rate = [], 0.0
+    for _ in range(10):
+        prefix = os.path.join(harness.scratch_dir("codes-"), "thread-")
+        rate, _, bad, _, _ = wrk(authorize_url, 2, connections=connections, threads=2,
+                                 script=code_minting_script(agent.jar.header(), prefix))
+        assert bad == 0, f"{bad} authorization requests with a session failed"
+        for thread in (1, 2):
+            with open(f"{prefix}{thread}.codes") as f:
+                codes += [line.strip() for line in f if line.strip()]
+        if len(codes) >= needed:
+            break
+    return codes, rate
+
+
+def browser_stack():
+    """An auth server with the bench accounts and the public client, registered with the
+    binary's `clients create` before it starts."""
+    client = BROWSER_CLIENT
+    seed = (["clients", "create", client.client_id, "--public", "--first-party", "--redirect-uri", client.redirect_uri,
+             "--scope", client.scope], {})
+    auth = Service(AUTH_SERVER, {"ISSUER": lambda s: s.url, "HASH_CONCURRENCY": str(CORES)}, seed=seed)
+    try:
+        auth.wait_ready()
+        for name in ["bench", *LOGIN_ACCOUNTS]:
+            assert http("POST", auth.url + "/v1/users", {"username": name, "password": "bench-password"})[0] == 201
+        return auth
+    except BaseException:
+        auth.stop()
+        raise
+
+
+def section_browser(rows, quick):
+    """The hosted login as a relying party's users meet it: whole browser logins against the
+    Argon2id bound, code exchanges against refresh grants, and the authorization endpoint's
+    latency for a browser that is already logged in while password checks saturate the cores."""
+    seconds = 3 if quick else 6
+    auth = browser_stack()
+    client = BROWSER_CLIENT
+    try:
+        # The server's cookie names, as a relying party's browser sees them.
+        agent = browser.Agent(auth.url)
+        code, verifier = browser.log_in(agent, client, "bench", "bench-password", auth.url)
+        browser.redeem(agent, client, code, verifier)
+        cookie_name = browser.session_cookie_name(auth.url)
+        assert {cookie_name, cookie_name + "_csrf"} <= set(agent.jar.cookies), agent.jar.cookies
+        browser_login_rows(rows, auth, client, seconds)
+        code_exchange_rows(rows, auth, client, agent, seconds)
+        authorize_latency_rows(rows, auth, client, agent, seconds)
+    finally:
+        auth.stop()
+
+
+def browser_login_rows(rows, auth, client, seconds):
+    """Whole browser logins against the raw Argon2id bound, in rounds as section_login does."""
+    workers = 4 * CORES
+    rounds, failures, flows, server_cpu, client_cpu = [], Counter(), 0, 0.0, 0.0
+    for _ in range(3):
+        bound = argon2_bound(seconds)
+        before = cpu_seconds(auth.process.pid)
+        result = browser.run_flows(auth.url, auth.url, client, LOGIN_ACCOUNTS, "bench-password", workers, seconds)
+        server_cpu += cpu_seconds(auth.process.pid) - before
+        client_cpu += result.client_cpu_seconds
+        flows += result.flows
+        failures += result.failures
+        rate = result.flows / result.seconds
+        rounds.append((rate / bound, rate, bound))
+    rounds.sort()
+    ratio, rate, bound = rounds[len(rounds) // 2]
+    spread = " / ".join(f"{r:.2f}" for r, _, _ in rounds)
+    failed = ", ".join(f"{outcome}: {n}" for outcome, n in sorted(failures.items())) or "0"
+    server_ms, client_ms = (1000 * cpu / max(flows, 1) for cpu in (server_cpu, client_cpu))
+    rows.append(Row("browser logins ÷ raw Argon2id bound", f"{rate:.1f}/s ÷ {bound:.1f}/s = **{ratio:.2f}** (rounds: {spread})",
+                    at_least(0.80, "≥ 0.80"),
+                    f"median of 3 rounds of {CORES} threads hashing then {workers} Python threads (bench/browser.py: a new "
+                    "cookie jar per flow, keep-alive) each doing GET /oauth2/authorize → POST /oauth2/login (hidden inputs "
+                    "+ password) → POST /oauth2/token (code, PKCE verifier, public client_id), "
+                    f"{seconds} s each; CPU per flow: server {server_ms:.1f} ms (one hash: {1000 * CORES / bound:.1f} ms), "
+                    f"load generator {client_ms:.1f} ms (same cores); failed flows: {failed}", ratio))
+
+
+def code_exchange_rows(rows, auth, client, agent, seconds):
+    """Code redemptions against refresh grants, both wrk -t16 -c16 on /oauth2/token, in rounds.
+    Only the token requests are timed: the codes are minted beforehand by GET /oauth2/authorize
+    with a live browser session (no hashing), all for one PKCE challenge."""
+    threads = 16
+    verifier, challenge = browser.pkce_pair()
+    path = browser.authorize_path(client, challenge, "bench-state", "bench-nonce")
+    rounds, bad_total, minted_rates = [], 0, []
+    # Server CPU time and requests, and the worst p99, of each kind over the rounds.
+    cpu, requests, p99s = {"refresh": 0.0, "exchange": 0.0}, {"refresh": 0, "exchange": 0}, {"refresh": 0.0, "exchange": 0.0}
+
+    def timed(kind, script):
+        before = cpu_seconds(auth.process.pid)
+        rate, total, bad, p99, _ = wrk(auth.url + "/oauth2/token", seconds, connections=threads, threads=threads, script=script)
+        cpu[kind] += cpu_seconds(auth.process.pid) - before
+        requests[kind] += total
+        p99s[kind] = max(p99s[kind], p99)
+        return rate, bad
+
+    for _ in range(3):
+        # New refresh chains every round (a chain's first token is spent once wrk has run), of
+        # the same client, from codes of the same browser session.
+        chains = []
+        for _ in range(threads):
+            answer = agent.request("GET", path)
+            code = browser.location_params(answer.headers["Location"])["code"]
+            chains.append(browser.redeem(agent, client, code, verifier)["refresh_token"])
+        chain_file = harness.scratch_file("\n".join(chains) + "\n", suffix=".refresh")
+        refresh, bad = timed("refresh", refresh_chain_script(chain_file, f"&client_id={client.client_id}"))
+        bad_total += bad
+        # Twice what the refresh rate would use, so that no thread runs out of codes.
+        codes, minted = mint_codes(agent, auth.url + path, int(2 * refresh * seconds) + 1000)
+        minted_rates.append(minted)
+        code_file = harness.scratch_file("\n".join(codes) + "\n", suffix=".codes")
+        exchange, bad = timed("exchange", code_exchange_script(code_file, threads, client, verifier))
+        bad_total += bad
+        rounds.append((exchange / refresh, exchange, refresh))
+    rounds.sort()
+    ratio, exchange, refresh = rounds[len(rounds) // 2]
+    spread = " / ".join(f"{r:.2f}" for r, _, _ in rounds)
+    per_request = {kind: 1000 * cpu[kind] / max(requests[kind], 1) for kind in cpu}
+    rows.append(Row("code exchanges ÷ refresh grants, public client", f"{exchange:.0f}/s ÷ {refresh:.0f}/s = **{ratio:.2f}** "
+                    f"(rounds: {spread})", at_least(0.9, "≥ 0.9"),
+                    f"median of 3 rounds of wrk -t{threads} -c{threads} POST /oauth2/token, {seconds} s each: refresh_token "
+                    "(each connection its own chain of the client's refresh tokens) then authorization_code (each request a "
+                    "fresh code with its verifier and client_id; only the exchange is timed: codes minted just before by "
+                    f"GET /oauth2/authorize with a live session, ~{sorted(minted_rates)[1]:.0f}/s at -c16); server CPU "
+                    f"per request: exchange {per_request['exchange']:.2f} ms, refresh {per_request['refresh']:.2f} ms; "
+                    f"worst p99: exchange {p99s['exchange']:.1f} ms, refresh {p99s['refresh']:.1f} ms; non-2xx: {bad_total}",
+                    ratio))
+
+
+def authorize_latency_rows(rows, auth, client, agent, seconds):
+    """/oauth2/authorize with a live session (302 with a code, no hashing) while logins saturate
+    hashing, as section_saturation_latency measures /healthz."""
+    verifier, challenge = browser.pkce_pair()
+    path = browser.authorize_path(client, challenge, "bench-state", "bench-nonce")
+    answer = agent.request("GET", path)
+    assert answer.status == 302 and "code" in browser.location_params(answer.headers["Location"]), answer.status
+    cookie = f'wrk.headers["Cookie"] = {harness.lua_string(agent.jar.header())}\n'
+    _, _, _, quiet_p99, _ = wrk(auth.url + path, seconds, connections=4, threads=1, script=cookie)
+    flood_script = harness.scratch_file(rotating_login_script(LOGIN_ACCOUNTS), suffix=".lua")
+    load = harness.spawn(["wrk", "-t1", f"-c{4 * CORES}", f"-d{2 * seconds + 2}s", "-s", flood_script, auth.url + "/v1/auth/login"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        _, total, bad, p99, _ = wrk(auth.url + path, seconds, connections=4, threads=1, script=cookie)
+        # The same flood's effect on a route that touches nothing, for comparison.
+        _, _, _, healthz_p99, _ = wrk(auth.url + "/healthz", seconds, connections=4, threads=1)
+        load.wait()
+    finally:
+        harness.stop_process(load)
+    rows.append(Row("/oauth2/authorize with a browser session, p99 while logins saturate hashing",
+                    f"{p99:.2f} ms ({total} requests, non-2xx/3xx: {bad})", at_most(5, "≤ 5 ms"),
+                    f"wrk -c4 GET /oauth2/authorize with the session cookie (302 with a code), {seconds} s, during wrk "
+                    f"-c{4 * CORES} /v1/auth/login; /healthz in the same flood: {healthz_p99:.2f} ms; "
+                    f"authorize without the flood: {quiet_p99:.2f} ms", p99))
 
 
 def section_services(rows):
@@ -351,18 +573,18 @@ def prepare(args):
         print("building release binaries ...", file=sys.stderr)
         packages = [argument for name in harness.SERVICE_BINARIES for argument in ("-p", name)]
         sh("cargo", "build", "-q", "--locked", "--release", *packages, "-p", "bench")
-        if "login" in sections:
+        if sections & {"login", "browser"}:
             sh("cargo", "build", "-q", "--locked", "--release", "-p", AUTH_SERVER, "--example", "argon2_bound")
         harness.set_bin_dir(os.path.join(harness.target_dir(), "release"))
     needed = []
-    if sections & {"login", "services", "no5xx"}:
+    if sections & {"login", "browser", "services", "no5xx"}:
         needed += [AUTH_SERVER]
     if sections & {"services", "no5xx"}:
         needed += [service.name for service in harness.SERVICES.resource_services]
     if "verification" in sections:
         needed += ["verify-bench-server"]
     harness.require_binaries(harness.BIN_DIR, needed)
-    if "login" in sections:
+    if sections & {"login", "browser"}:
         ARGON2_BOUND = harness.ensure_argon2_bound(harness.BIN_DIR)
     harness.ensure_tools(["wrk", "hey"])
 
@@ -387,6 +609,8 @@ def main(argv=None):
                 section_enumeration(rows, auth)
             finally:
                 auth.stop()
+        if "browser" in sections:
+            section_browser(rows, args.quick)
         if "services" in sections:
             section_services(rows)
         if "no5xx" in sections:
