@@ -14,8 +14,10 @@ import json
 import os
 import re
 import sys
+import urllib.parse
 from collections import namedtuple
 
+import browser
 import harness
 
 FORM = "application/x-www-form-urlencoded"
@@ -28,13 +30,15 @@ class FloodError(RuntimeError):
     pass
 
 
-def plan_requests(documents, bodies, path_values, default_headers):
+def plan_requests(documents, bodies, path_values, default_headers, queries=None):
     """One request per documented operation, then /openapi.json and /docs/, per service.
 
     documents: [(service name, base URL, its OpenAPI document)]; bodies: {(method, path):
     (content type, body, headers replacing the default ones)}; path_values: {service name:
-    {path parameter: value}}. An operation with a requestBody and no entry in `bodies`, or a path
-    parameter without a value, is a FloodError."""
+    {path parameter: value}}; queries: {(method, path): (query string, headers replacing the
+    default ones)} for operations that take their input in the query. An operation with a
+    requestBody and no entry in `bodies`, or a path parameter without a value, is a FloodError."""
+    queries = queries or {}
     requests = []
     for name, base_url, document in documents:
         values = path_values.get(name, {})
@@ -44,6 +48,9 @@ def plan_requests(documents, bodies, path_values, default_headers):
                 if "requestBody" in operation and (method, path) not in bodies:
                     raise FloodError(f"{name}: no flood body for {method} {path}; add one to bench/flood.py")
                 content_type, body, headers = bodies.get((method, path), (None, None, None))
+                query, query_headers = queries.get((method, path), ("", None))
+                if headers is None:
+                    headers = query_headers
 
                 def value(match):
                     if match.group(1) not in values:
@@ -52,8 +59,8 @@ def plan_requests(documents, bodies, path_values, default_headers):
                     return str(values[match.group(1)])
 
                 concrete = re.sub(r"\{(\w+)\}", value, path)
-                requests.append(FloodRequest(name, method, path, base_url + concrete, content_type, body,
-                                             headers or default_headers))
+                requests.append(FloodRequest(name, method, path, base_url + concrete + (f"?{query}" if query else ""),
+                                             content_type, body, default_headers if headers is None else headers))
         for path in ("/openapi.json", "/docs/"):
             requests.append(FloodRequest(name, "GET", path, base_url + path, None, None, default_headers))
     return requests
@@ -82,8 +89,9 @@ def live_requests(services, secret):
     if status != 201:
         raise FloodError(f"creating an order: {status} {body[:200]!r}")
     order_id = json.loads(body)["id"]
+    browser_bodies, queries = browser_requests(auth)
 
-    bodies = {  # (method, path) -> (content type, body, headers replacing the admin bearer)
+    bodies = {  # (method, path) -> (content type, body, headers replacing the admin bearer, or None)
         ("POST", "/v1/users"): ("application/json", '{"username":"flood","password":"flood-password"}', None),
         # A wrong password: the throttle answers 429 after five failures, never hashing again.
         ("POST", "/v1/auth/login"): ("application/json", '{"username":"demo","password":"wrong-password"}', None),
@@ -94,6 +102,7 @@ def live_requests(services, secret):
         ("PATCH", "/v1/users/me"): ("application/json", '{"display_name":"Flood"}', None),
         ("POST", "/v1/orders"): ("application/json", '{"item":"flood","quantity":1}', None),
     }
+    bodies.update(browser_bodies)
     path_values = {"users-service": {"id": admin_id}, "orders-service": {"id": order_id}}
     documents = []
     for service in services:
@@ -101,7 +110,54 @@ def live_requests(services, secret):
         if status != 200:
             raise FloodError(f"{service.name}: GET /openapi.json answered {status}")
         documents.append((service.name, service.url, json.loads(body)))
-    return plan_requests(documents, bodies, path_values, bearer)
+    return plan_requests(documents, bodies, path_values, bearer, queries)
+
+
+# demo-seed's public, first-party browser client (auth-server/src/cli.rs).
+DEMO_WEB = browser.Client("demo-web", "http://127.0.0.1:8083/callback", "openid profile profile:read")
+
+
+def browser_requests(auth):
+    """Bodies and queries for the hosted-login operations, each on its busiest path: the demo
+    user's browser session (authorize and consent answer 302 with a new code each time: a
+    database write), the form posts with that browser's CSRF cookie (login with a wrong
+    password: 401, then 429 from the throttle, as /v1/auth/login), userinfo with a token that
+    has `openid`, and logout with the id_token and CSRF token of a second session, which the
+    first request ends (the rest find it ended)."""
+    sessions = []
+    for _ in range(2):
+        agent = browser.Agent(auth.url)
+        try:
+            code, verifier = browser.log_in(agent, DEMO_WEB, "demo", "demo-password", auth.url)
+            tokens = browser.redeem(agent, DEMO_WEB, code, verifier)
+        except browser.FlowError as error:
+            raise FloodError(f"browser login as demo: {error}") from None
+        finally:
+            agent.close()
+        sessions.append((agent.jar, tokens))
+    (jar, tokens), (ended_jar, ended_tokens) = sessions
+    csrf = jar.cookies[browser.session_cookie_name(auth.url) + "_csrf"]
+    ended_csrf = ended_jar.cookies[browser.session_cookie_name(auth.url) + "_csrf"]
+    _, challenge = browser.pkce_pair()
+    authorize = browser.authorize_path(DEMO_WEB, challenge, "flood-state", "flood-nonce").split("?", 1)[1]
+    cookie = {"Cookie": jar.header()}
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    logout = urllib.parse.urlencode({"id_token_hint": ended_tokens["id_token"], "post_logout_redirect_uri":
+                                     "http://127.0.0.1:8083/", "state": "flood-state"})
+    bodies = {
+        ("POST", "/oauth2/authorize"): (FORM, authorize, cookie),
+        ("POST", "/oauth2/consent"): (FORM, f"{authorize}&csrf_token={csrf}&decision=allow", cookie),
+        ("POST", "/oauth2/login"): (FORM, f"{authorize}&csrf_token={csrf}&username=demo&password=wrong-password", cookie),
+        ("POST", "/oauth2/logout"): (FORM, f"csrf_token={ended_csrf}&client_id=demo-web&"
+                                     "post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A8083%2F", {"Cookie": ended_jar.header()}),
+        ("POST", "/oauth2/userinfo"): (FORM, f"access_token={tokens['access_token']}", {}),
+    }
+    queries = {
+        ("GET", "/oauth2/authorize"): (authorize, cookie),
+        ("GET", "/oauth2/logout"): (logout, {"Cookie": ended_jar.header()}),
+        ("GET", "/oauth2/userinfo"): ("", bearer),
+    }
+    return bodies, queries
 
 
 def flood(count=10_000, concurrency=100, out=sys.stdout):

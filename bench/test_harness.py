@@ -242,6 +242,19 @@ class FloodPlanTest(unittest.TestCase):
         post = requests[1]
         self.assertEqual((post.content_type, post.body, post.headers), ("application/json", '{"a":1}', self.bearer))
 
+    def test_queries_and_their_headers_and_no_headers_at_all(self):
+        # The hosted-login operations: input in the query, a cookie instead of the bearer, and a
+        # form body that carries its own token (no Authorization header at all).
+        document = openapi({"/oauth2/authorize": {"get": {}}, "/oauth2/userinfo": {"post": {"requestBody": {}}}})
+        cookie = {"Cookie": "session=s"}
+        bodies = {("POST", "/oauth2/userinfo"): ("application/x-www-form-urlencoded", "access_token=a", {})}
+        queries = {("GET", "/oauth2/authorize"): ("client_id=c&state=s%20t", cookie)}
+        requests = flood.plan_requests([("auth", "http://127.0.0.1:1", document)], bodies, {}, self.bearer, queries)
+        self.assertEqual([(r.method, r.url, r.headers) for r in requests[:2]], [
+            ("GET", "http://127.0.0.1:1/oauth2/authorize?client_id=c&state=s%20t", cookie),
+            ("POST", "http://127.0.0.1:1/oauth2/userinfo", {}),
+        ])
+
     def test_path_parameter_without_a_value_is_an_error(self):
         document = openapi({"/v1/things/{slug}": {"get": {}}})
         with self.assertRaisesRegex(flood.FloodError, r"no value for \{slug\}"):

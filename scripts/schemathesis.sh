@@ -79,6 +79,25 @@ with urllib.request.urlopen(request, timeout=10) as response:
 EOF
 }
 
+browser_session() { # auth-url -> shell assignments: the demo user's browser session (cookies) and
+    # an access token with `openid`, through the hosted login as demo-seed's public client
+    # demo-web (bench/browser.py), and a CSRF cookie name and value for the page forms.
+    "$PYTHON" - "$1" "$ROOT/bench" <<'EOF'
+import secrets, shlex, sys
+sys.path.insert(0, sys.argv[2])
+import browser
+issuer = sys.argv[1]
+client = browser.Client("demo-web", "http://127.0.0.1:8083/callback", "openid profile profile:read")
+agent = browser.Agent(issuer)
+code, verifier = browser.log_in(agent, client, "demo", "demo-password", issuer)
+tokens = browser.redeem(agent, client, code, verifier)
+csrf_name = browser.session_cookie_name(issuer) + "_csrf"
+print(f"OPENID_TOKEN={shlex.quote(tokens['access_token'])} SESSION_COOKIES={shlex.quote(agent.jar.header())}")
+print(f"CSRF_NAME={shlex.quote(csrf_name)} CSRF_VALUE={shlex.quote(secrets.token_urlsafe(32))}")
+print(f"REDIRECT_URI={shlex.quote(client.redirect_uri)}")
+EOF
+}
+
 # Every service of services.toml, the auth server seeded with the demo accounts and its client;
 # RUST_LOG (default warn) goes to the services, their output to $WORK/NAME.log.
 "$PYTHON" "$ROOT/bench/stack.py" --bin-dir "$TARGET" --state "$WORK/stack.json" --log-dir "$WORK" &
@@ -121,6 +140,25 @@ EOF
 #       server never issued is `400 invalid_grant` by RFC 6749 §5.2, which this check does not
 #       expect (it allows 401/403/404/409 only); every other check, `not_a_server_error` and
 #       `negative_data_rejection` included, still runs there.
+# The hosted-login operations get what a browser has, so that generated input reaches past the
+# first check instead of stopping there (DESIGN.md "Authorization endpoint and hosted login"):
+#   /oauth2/authorize  client_id and redirect_uri fixed to demo-seed's demo-web: an unknown
+#       client or redirect URI is a 400 page by contract (never a redirect to an unverified
+#       URI, RFC 9700 §4.11), and no generator finds a registered pair; every other parameter is
+#       generated, and the demo user's browser session cookie is sent, so the answers are the
+#       error redirects, the login page and codes.
+#   /oauth2/login, /oauth2/consent, /oauth2/logout (POST)  a CSRF cookie and the same value as
+#       `csrf_token` (double submit): without them every form post is the 403 page. login and
+#       consent also get demo-web's client_id and redirect_uri; login's credentials are
+#       generated (the throttle answers 429 after a few). Their negative_data_rejection is off:
+#       the pending authorization request in the form is validated first, and once client and
+#       redirect URI are known its errors are redirects (RFC 6749 §4.1.2.1, DESIGN.md), so a form
+#       without `username` or `decision` and with, say, no `response_type` is a 302 with
+#       `error=invalid_request`, which this check counts as accepting invalid input.
+#   /oauth2/userinfo  an access token with `openid` from the code flow (a /v1/auth/login token
+#       has no `openid`: 403 insufficient_scope for everything).
+# The first [[operations]] entry matching an operation decides its headers and parameters, so
+# these come before the one for every /oauth2/ path.
 # Checks and headers live in the file, not on the command line, because options given there
 # would override these per-operation settings.
 write_config() { # name token -> config path
@@ -133,7 +171,30 @@ headers = { Authorization = "Bearer $2" }
 enabled = true
 EOF
     if [ "$1" = "$AUTH_NAME" ]; then
+        local client="\"query.client_id\" = \"demo-web\", \"query.redirect_uri\" = \"$REDIRECT_URI\""
+        client+=", \"body.client_id\" = \"demo-web\", \"body.redirect_uri\" = \"$REDIRECT_URI\""
         cat >>"$config" <<EOF
+
+[[operations]]
+include-path = "/oauth2/authorize"
+headers = { Authorization = "Basic $basic", Cookie = "$SESSION_COOKIES" }
+parameters = { $client }
+
+[[operations]]
+include-path-regex = "^/oauth2/(login|consent)\$"
+headers = { Authorization = "Basic $basic", Cookie = "$CSRF_NAME=$CSRF_VALUE" }
+parameters = { $client, "body.csrf_token" = "$CSRF_VALUE" }
+checks.negative_data_rejection.enabled = false
+
+[[operations]]
+include-path = "/oauth2/logout"
+include-method = "POST"
+headers = { Authorization = "Basic $basic", Cookie = "$CSRF_NAME=$CSRF_VALUE" }
+parameters = { "body.csrf_token" = "$CSRF_VALUE" }
+
+[[operations]]
+include-path = "/oauth2/userinfo"
+headers = { Authorization = "Bearer $OPENID_TOKEN" }
 
 [[operations]]
 include-path-regex = "^/oauth2/"
@@ -157,6 +218,9 @@ failed=0
 SUMMARY=()
 run() { # name url user
     local name=$1 url=$2 user=$3 config status=0 began=$SECONDS
+    if [ "$name" = "$AUTH_NAME" ]; then
+        eval "$(browser_session "$AUTH_URL")"
+    fi
     config=$(write_config "$name" "$(login "$AUTH_URL" "$user")")
     echo "=== $name ($url, as $user) ==="
     (cd "$WORK" && timeout "$TIMEOUT" "$VENV/bin/schemathesis" --config-file "$config" \
