@@ -35,6 +35,16 @@ pub struct LogoutParams {
     pub state: Option<String>,
 }
 
+/// The confirmation form: the logout parameters and this browser's CSRF token.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LogoutForm {
+    /// The CSRF token of the confirmation page.
+    pub csrf_token: String,
+    /// The parameters of the logout request.
+    #[serde(flatten)]
+    pub request: LogoutParams,
+}
+
 fn parse(bytes: &[u8]) -> (LogoutParams, Option<String>) {
     let mut params = LogoutParams::default();
     let mut csrf_token = None;
@@ -148,7 +158,7 @@ pub(crate) async fn logout_get(
 /// The confirmation form: logs this browser out, then redirects only when `client_id` is given
 /// and registered the `post_logout_redirect_uri`.
 #[utoipa::path(post, path = "/oauth2/logout", tag = "oauth2",
-    request_body(content = LogoutParams, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Logged-out page", content_type = "text/html", body = String),
         (status = 302, description = "Logged out; back to the client"),

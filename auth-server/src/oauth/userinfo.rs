@@ -15,6 +15,14 @@ use utoipa::ToSchema;
 use crate::routes::no_store_headers;
 use crate::state::AppState;
 
+/// The optional form body of `POST /oauth2/userinfo` (RFC 6750 §2.2).
+#[derive(Debug, ToSchema)]
+pub struct UserInfoForm {
+    /// The access token, when it is not in the `Authorization` header.
+    #[schema(value_type = Option<String>)]
+    pub access_token: Option<String>,
+}
+
 /// The claims userinfo returns.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserInfo {
@@ -73,7 +81,7 @@ pub(crate) async fn userinfo_get(State(state): State<AppState>, headers: HeaderM
 /// As the GET; the token may also come as the form field `access_token`.
 #[utoipa::path(post, path = "/oauth2/userinfo", tag = "oauth2",
     security(("bearer" = ["openid"])),
-    request_body(content = String, description = "Optional: access_token=...", content_type = "application/x-www-form-urlencoded"),
+    request_body(content = UserInfoForm, description = "The token as access_token, unless it is in the Authorization header", content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The user", body = UserInfo),
         (status = 400, description = "Malformed header or token sent twice", body = Problem),
