@@ -54,8 +54,8 @@ pub async fn insert(pool: &AnyPool, code_hash: &str, code: &AuthorizationCode) -
 pub enum Redemption {
     /// No such code.
     Unknown,
-    /// This attempt consumed it: the caller checks it and may issue tokens, recording the
-    /// refresh family with [`record_issued`] on the same transaction.
+    /// This attempt consumed it: the caller checks it and may issue tokens, creating the named
+    /// refresh family on the same transaction.
     First(AuthorizationCode),
     /// It was consumed before: the refresh family issued from it, if any, must end.
     Reused {
@@ -64,34 +64,38 @@ pub enum Redemption {
     },
 }
 
-/// Consumes the code on the caller's transaction. Of two concurrent attempts exactly one
-/// updates the row; the other waits for its commit and sees a reuse with the family recorded.
+/// Consumes the code on the caller's transaction and names the refresh family it will issue
+/// (`issued_sid`), in one statement. Of two concurrent attempts exactly one updates the row;
+/// the other waits for its commit and sees a reuse. A first attempt that is then refused
+/// issues nothing: ending its named family later ends nothing.
 #[tracing::instrument(skip_all, err(level = "debug"))]
 pub async fn redeem(
     connection: &mut AnyConnection,
     code_hash: &str,
+    issued_sid: &str,
     now: i64,
 ) -> Result<Redemption, sqlx::Error> {
-    let consumed = sqlx::query(
-        "UPDATE authorization_codes SET consumed_at = $1 WHERE code_hash = $2 AND consumed_at IS NULL",
+    let row = sqlx::query(
+        "UPDATE authorization_codes SET consumed_at = $1, issued_sid = $2 \
+         WHERE code_hash = $3 AND consumed_at IS NULL \
+         RETURNING client_id, user_id, redirect_uri, scope, code_challenge, nonce, browser_sid, auth_time, expires_at",
     )
     .bind(now)
-    .bind(code_hash)
-    .execute(&mut *connection)
-    .await?;
-    let row = sqlx::query(
-        "SELECT client_id, user_id, redirect_uri, scope, code_challenge, nonce, browser_sid, auth_time, \
-         expires_at, issued_sid FROM authorization_codes WHERE code_hash = $1",
-    )
+    .bind(issued_sid)
     .bind(code_hash)
     .fetch_optional(&mut *connection)
     .await?;
     let Some(row) = row else {
-        return Ok(Redemption::Unknown);
+        let issued: Option<Option<String>> =
+            sqlx::query_scalar("SELECT issued_sid FROM authorization_codes WHERE code_hash = $1")
+                .bind(code_hash)
+                .fetch_optional(&mut *connection)
+                .await?;
+        return Ok(match issued {
+            None => Redemption::Unknown,
+            Some(issued_sid) => Redemption::Reused { issued_sid },
+        });
     };
-    if consumed.rows_affected() != 1 {
-        return Ok(Redemption::Reused { issued_sid: row.try_get("issued_sid")? });
-    }
     Ok(Redemption::First(AuthorizationCode {
         client_id: row.try_get("client_id")?,
         user_id: row.try_get("user_id")?,
@@ -103,20 +107,6 @@ pub async fn redeem(
         auth_time: row.try_get("auth_time")?,
         expires_at: row.try_get("expires_at")?,
     }))
-}
-
-/// Records the refresh family a code issued, so that its reuse can end it.
-pub async fn record_issued(
-    connection: &mut AnyConnection,
-    code_hash: &str,
-    sid: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE authorization_codes SET issued_sid = $1 WHERE code_hash = $2")
-        .bind(sid)
-        .bind(code_hash)
-        .execute(connection)
-        .await?;
-    Ok(())
 }
 
 /// Deletes codes that expired before `before` (kept a while after use, so that a late reuse is

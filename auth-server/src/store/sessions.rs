@@ -33,12 +33,29 @@ pub async fn create(
     session: NewSession<'_>,
     now: i64,
 ) -> Result<String, sqlx::Error> {
-    let sid = uuid::Uuid::new_v4().simple().to_string();
+    let sid = new_sid();
+    create_with_sid(connection, &sid, session, now).await?;
+    Ok(sid)
+}
+
+/// A new random session id.
+pub fn new_sid() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// [`create`] with a `sid` chosen before (the authorization code names its family when it is
+/// consumed).
+pub async fn create_with_sid(
+    connection: &mut AnyConnection,
+    sid: &str,
+    session: NewSession<'_>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO sessions (sid, user_id, client_id, scope, created_at, expires_at, browser_sid) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(&sid)
+    .bind(sid)
     .bind(session.user_id)
     .bind(session.client_id)
     .bind(session.scope)
@@ -51,14 +68,14 @@ pub async fn create(
         connection,
         &NextRefreshToken {
             hash: session.refresh_token_hash,
-            sid: &sid,
+            sid,
             scope: session.scope,
             idle_expires_at: session.idle_expires_at,
         },
         now,
     )
     .await?;
-    Ok(sid)
+    Ok(())
 }
 
 /// A refresh token as stored, with its session and the session's user.

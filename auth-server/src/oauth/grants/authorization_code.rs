@@ -66,8 +66,9 @@ pub(crate) async fn grant(
     let client = client.ok_or(OAuthError::InvalidClient { basic: false })?;
     let code_hash = hash_token(params.code.expose_secret());
     let now = state.clock.now();
+    let sid = crate::store::sessions::new_sid();
     let mut transaction = state.pool.begin().await?;
-    let code = match codes::redeem(&mut transaction, &code_hash, now).await? {
+    let code = match codes::redeem(&mut transaction, &code_hash, &sid, now).await? {
         Redemption::Unknown => return Err(OAuthError::InvalidGrant("unknown authorization code")),
         Redemption::Reused { issued_sid } => {
             transaction.commit().await?;
@@ -112,8 +113,7 @@ pub(crate) async fn grant(
         idle_expires_at: now + config.refresh_idle_ttl_secs.as_i64(),
         browser_sid: Some(&code.browser_sid),
     };
-    let sid = crate::store::sessions::create(&mut transaction, session, now).await?;
-    codes::record_issued(&mut transaction, &code_hash, &sid).await?;
+    crate::store::sessions::create_with_sid(&mut transaction, &sid, session, now).await?;
     transaction.commit().await?;
     tracing::Span::current().record("sid", sid.as_str());
 
