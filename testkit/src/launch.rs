@@ -231,7 +231,13 @@ impl Launcher {
         if let Some(filter) = &self.rust_log {
             command.env("RUST_LOG", filter);
         }
-        let web_origins = self.web_origins();
+        let mut web_origins = self.web_origins();
+        if matches!(entry.role, Role::AuthServer) && !web_origins.is_empty() {
+            // Swagger UI on each service's /docs logs in at the auth server and posts the code
+            // to its token endpoint from the service's origin.
+            web_origins
+                .extend(self.services.resource_services().filter_map(|service| self.url(&service.name)));
+        }
         if !entry.is_web_app() && !web_origins.is_empty() {
             command.env("CORS_ALLOWED_ORIGINS", web_origins.join(","));
         }
@@ -616,10 +622,17 @@ mod tests {
         assert_eq!(web["USERS_SERVICE_URL"], set("http://127.0.0.1:8081"));
         assert_eq!(web["ORDERS_SERVICE_URL"], set("http://127.0.0.1:8082"));
         assert!(!web.contains_key("CORS_ALLOWED_ORIGINS") && !web.contains_key("REVOCATION_POLL_SECS"));
-        for service in ["auth-server", "users-service", "orders-service"] {
+        for service in ["users-service", "orders-service"] {
             let env = env_of(&launcher.command(service, &[]).unwrap());
             assert_eq!(env["CORS_ALLOWED_ORIGINS"], set("http://127.0.0.1:7083"), "{service}");
         }
+        // The auth server also allows the services' origins: their Swagger UI posts its code to
+        // the token endpoint.
+        let auth = env_of(&launcher.command("auth-server", &[]).unwrap());
+        assert_eq!(
+            auth["CORS_ALLOWED_ORIGINS"],
+            set("http://127.0.0.1:7083,http://127.0.0.1:8081,http://127.0.0.1:8082")
+        );
     }
 
     #[test]
