@@ -85,7 +85,7 @@ impl App {
     }
 
     /// Swagger UI's "Authorize" logs in at `issuer` with the authorization code flow and PKCE
-    /// as the public client `swagger-ui`; see [`crate::docs`].
+    /// as the public client `swagger-ui`.
     pub fn swagger_login(mut self, issuer: &str) -> Self {
         self.swagger_issuer = Some(issuer.trim_end_matches('/').to_owned());
         self
