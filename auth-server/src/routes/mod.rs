@@ -10,10 +10,10 @@ pub mod login;
 pub mod revocations;
 
 /// The paths that answer CORS for `CORS_ALLOWED_ORIGINS` (DESIGN.md "CORS"): discovery, the
-/// key set, token, both revocation endpoints and userinfo. The pages, introspection and the
-/// account API do not.
+/// key set, token, both revocation endpoints and userinfo, and `/readyz` for the demo app's
+/// status strip. The pages, introspection and the account API do not.
 pub const CORS_PATHS: &[&str] =
-    &["/.well-known/", "/oauth2/token", "/oauth2/revoke", "/oauth2/userinfo", "/v1/revocations"];
+    &["/.well-known/", "/oauth2/token", "/oauth2/revoke", "/oauth2/userinfo", "/v1/revocations", "/readyz"];
 
 /// Every documented route of the auth server, with its state.
 pub fn api(state: AppState) -> OpenApiRouter {

@@ -205,7 +205,7 @@ async fn browser_endpoints_answer_cors_for_the_listed_origin_only() {
         let refused = preflight(path, "http://evil.example").await.unwrap();
         assert!(refused.headers().get("access-control-allow-origin").is_none(), "{path}");
     }
-    for path in ["/.well-known/openid-configuration", "/v1/revocations"] {
+    for path in ["/.well-known/openid-configuration", "/v1/revocations", "/readyz"] {
         let response =
             app.client.get(format!("{}{path}", app.url)).header("origin", ORIGIN).send().await.unwrap();
         assert_eq!(response.headers().get("access-control-allow-origin").unwrap(), ORIGIN, "{path}");
