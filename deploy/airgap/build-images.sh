@@ -14,16 +14,17 @@
 #             imported as ${IMAGE_PREFIX}/postgres-rootfs:<PG_MAJOR>, then deploy/airgap/postgres/
 #             Dockerfile adds an entrypoint compatible with the official image
 #             -> ${IMAGE_PREFIX}/postgres:<PG_MAJOR>.
-#   services  auth-server, users-service, orders-service from binaries built on the host,
-#             copied into `FROM scratch` images (or the debian base if a binary is not static)
-#             -> ${IMAGE_PREFIX}/<service>:${IMAGE_TAG}.
+#   services  auth-server, users-service, orders-service and demo-web (the demo web app) from
+#             binaries built on the host, copied into `FROM scratch` images (or the debian base if
+#             a binary is not static) -> ${IMAGE_PREFIX}/<service>:${IMAGE_TAG}.
 #
 # Usage:
 #   deploy/airgap/build-images.sh [--only base,postgres,services] [--bin-dir DIR] [--tag TAG]
 #                                 [--rebuild]
 #   Without --bin-dir (or BIN_DIR) the binaries are built first with a static glibc:
 #     RUSTFLAGS="-C target-feature=+crt-static" cargo build --release \
-#       --target x86_64-unknown-linux-gnu -p auth-server -p users-service -p orders-service
+#       --target x86_64-unknown-linux-gnu -p auth-server -p users-service -p orders-service \
+#       -p demo-web
 #   (--target is what keeps crt-static away from proc-macros and build scripts.)
 #
 # Environment (all optional):
@@ -34,7 +35,7 @@
 #   PG_MAJOR        PostgreSQL major version        (default 15, the one bookworm ships)
 #   IMAGE_PREFIX    image name prefix               (default jwt-platform)
 #   IMAGE_TAG       tag of the service images       (default local)
-#   BIN_DIR         directory holding the three prebuilt binaries
+#   BIN_DIR         directory holding the four prebuilt binaries
 #
 # Needs root (debootstrap, chroot, mount), docker, tar, sha256sum, readelf and strip (binutils).
 set -euo pipefail
@@ -50,7 +51,7 @@ IMAGE_TAG="${IMAGE_TAG:-local}"
 BIN_DIR="${BIN_DIR:-}"
 ONLY="base,postgres,services"
 REBUILD=0
-SERVICES=(auth-server users-service orders-service)
+SERVICES=(auth-server users-service orders-service demo-web)
 
 # Bump when the chroot install recipe below changes, so cached postgres rootfs images are rebuilt.
 PG_RECIPE_VERSION=3
@@ -355,6 +356,7 @@ service_port() {
         auth-server) echo 8080 ;;
         users-service) echo 8081 ;;
         orders-service) echo 8082 ;;
+        demo-web) echo 8083 ;;
         *) die "unknown service $1" ;;
     esac
 }
@@ -365,7 +367,7 @@ step_services() {
         log "building static release binaries (cargo, crt-static)"
         (cd "$REPO_ROOT" && RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
             cargo build --release --locked --target x86_64-unknown-linux-gnu \
-            -p auth-server -p users-service -p orders-service)
+            -p auth-server -p users-service -p orders-service -p demo-web)
         BIN_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/x86_64-unknown-linux-gnu/release"
     fi
     local svc bin ctx base kind old_id

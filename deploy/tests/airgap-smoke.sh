@@ -41,7 +41,7 @@ cleanup() {
     docker network rm jwt-smoke-net >/dev/null 2>&1 || true
     # The stand-in images are useless afterwards (base and postgres images stay: they are real).
     docker rmi "jwt-platform/auth-server:$TAG" "jwt-platform/users-service:$TAG" \
-        "jwt-platform/orders-service:$TAG" >/dev/null 2>&1 || true
+        "jwt-platform/orders-service:$TAG" "jwt-platform/demo-web:$TAG" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -123,9 +123,9 @@ log "compiling the static stand-in binary (gcc -static)"
 mkdir -p "$WORK/bin"
 gcc -static -O2 -o "$WORK/fake-service" "$DEPLOY_DIR/tests/fake-service.c" 2>"$WORK/gcc.err" \
     || { cat "$WORK/gcc.err"; fail "gcc -static"; }
-for s in auth-server users-service orders-service; do cp "$WORK/fake-service" "$WORK/bin/$s"; done
+for s in auth-server users-service orders-service demo-web; do cp "$WORK/fake-service" "$WORK/bin/$s"; done
 "$DEPLOY_DIR/airgap/build-images.sh" --only services --bin-dir "$WORK/bin" --tag "$TAG"
-for s in auth-server users-service orders-service; do
+for s in auth-server users-service orders-service demo-web; do
     log "image jwt-platform/$s:$TAG: $(docker image inspect --format '{{.Size}}' "jwt-platform/$s:$TAG") bytes, user $(docker image inspect --format '{{.Config.User}}' "jwt-platform/$s:$TAG")"
 done
 docker network create jwt-smoke-net >/dev/null
