@@ -11,8 +11,8 @@
 #      compiled with gcc -static) and checked: size, non-root, HEALTHCHECK turns healthy, DATA_DIR
 #      writable, container DNS works in a scratch image.
 #   4. The compose files (base + air-gapped override) are validated with docker-compose config and
-#      brought up with those stand-ins: postgres healthy -> auth healthy -> seed exits 0 -> users
-#      and orders healthy, ports answer on 127.0.0.1. Always torn down (down -v).
+#      brought up with those stand-ins: postgres healthy -> auth healthy -> seed exits 0 -> users,
+#      orders and demo-web healthy, ports answer on 127.0.0.1. Always torn down (down -v).
 # Real-binary end-to-end: deploy/tests/compose-e2e.sh.
 #
 # Usage: deploy/tests/airgap-smoke.sh      (needs root for step 1, docker, gcc, psql, curl)
@@ -129,13 +129,19 @@ for s in auth-server users-service orders-service demo-web; do
     log "image jwt-platform/$s:$TAG: $(docker image inspect --format '{{.Size}}' "jwt-platform/$s:$TAG") bytes, user $(docker image inspect --format '{{.Config.User}}' "jwt-platform/$s:$TAG")"
 done
 docker network create jwt-smoke-net >/dev/null
-docker run --pull never -d --name jwt-smoke-svc --network jwt-smoke-net --network-alias peer "jwt-platform/users-service:$TAG" >/dev/null
+# Aliases as compose gives them, `auth.localhost` being the issuer's host name (docker-compose.yml).
+docker run --pull never -d --name jwt-smoke-svc --network jwt-smoke-net --network-alias peer \
+    --network-alias auth.localhost "jwt-platform/users-service:$TAG" >/dev/null
 if secs="$(wait_healthy jwt-smoke-svc 60)"; then ok "scratch service image healthy after ${secs}s via its HEALTHCHECK"
 else fail "scratch service image not healthy"; docker logs jwt-smoke-svc 2>&1 | tail; fi
 check "process runs as uid 65532, DATA_DIR writable" \
     bash -c "docker exec jwt-smoke-svc /usr/local/bin/service resolve localhost >/dev/null && docker cp jwt-smoke-svc:/data/fake-started - | tar -xO | grep -qx uid=65532"
 check "container DNS (compose-style alias) resolves inside scratch (static glibc)" \
     docker run --pull never --rm --network jwt-smoke-net "jwt-platform/users-service:$TAG" resolve peer
+alias_ip="$(docker run --pull never --rm --network jwt-smoke-net "jwt-platform/users-service:$TAG" \
+    resolve auth.localhost 2>/dev/null | sed -n 's/^auth\.localhost: //p')"
+check "the issuer's name auth.localhost is the container's alias inside scratch ($alias_ip), not loopback" \
+    bash -c "[[ '$alias_ip' =~ ^[0-9.]+\$ && '$alias_ip' != 127.* ]]"
 docker rm -f jwt-smoke-svc >/dev/null; docker network rm jwt-smoke-net >/dev/null
 
 # ---- 4. compose files ------------------------------------------------------------------------------
@@ -150,7 +156,7 @@ if JWT_IMAGE_TAG=$TAG compose up -d --no-build >"$WORK/up.log" 2>&1; then
 else
     fail "compose up"; cat "$WORK/up.log"
 fi
-for s in postgres auth-server users-service orders-service; do
+for s in postgres auth-server users-service orders-service demo-web; do
     cid="$(JWT_IMAGE_TAG=$TAG compose ps -q "$s")"
     if [ -n "$cid" ] && secs="$(wait_healthy "$cid" 120)"; then ok "$s healthy (+${secs}s after up returned)"; else fail "$s healthy"; fi
 done
@@ -160,7 +166,7 @@ check "seed started only after auth-server was healthy" bash -c "
     a=\$(docker inspect --format '{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{.End}}\n{{end}}{{end}}' $(JWT_IMAGE_TAG=$TAG compose ps -q auth-server) | head -1 | cut -c1-19)
     s=\$(docker inspect --format '{{.State.StartedAt}}' $seed_cid | cut -c1-19)
     [ -n \"\$a\" ] && [ \"\$s\" \\> \"\$a\" -o \"\$s\" = \"\$a\" ]"
-for p in 8080 8081 8082; do
+for p in 8080 8081 8082 8083; do
     check "127.0.0.1:$p answers /healthz" curl -fsS --max-time 3 "http://127.0.0.1:$p/healthz"
 done
 check "postgres port is not published" bash -c "[ -z \"\$(JWT_IMAGE_TAG=$TAG $COMPOSE -p $PROJECT -f $DEPLOY_DIR/docker-compose.yml -f $DEPLOY_DIR/docker-compose.airgap.yml port postgres 5432 2>/dev/null | grep -v '^:0$')\" ]"
