@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Deploy test: the real images under docker compose, the user scenario
-# against the published ports, then the point of the whole design: stop the auth server and show
-# that both services keep serving, also after a service restart during the outage (key cache on
-# its DATA_DIR volume).
+# against the published ports, the demo web app as a browser sees it (its page, policy and
+# config, CORS, the issuer's one name for the host and the containers, a whole authorization code
+# login with PKCE as client demo-web), then the point of the whole design: stop the auth server
+# and show that both services keep serving, also after a service restart during the outage (key
+# cache on its DATA_DIR volume).
 #
 #   deploy/tests/compose-e2e.sh [--bin-dir DIR] [--skip-build] [--requests N]
 #
@@ -10,14 +12,17 @@
 #   --skip-build    use the jwt-platform/*:local images already present
 #   --requests N    requests per outage phase (default 200)
 # Env: COMPOSE (default docker-compose; "docker compose" for v2), KEEP_UP=1 leaves the stack
-#      running for inspection, AUTH_HOST_PORT/USERS_HOST_PORT/ORDERS_HOST_PORT (8080/8081/8082),
-#      AUTH_MANAGEMENT_HOST_PORT/USERS_MANAGEMENT_HOST_PORT/ORDERS_MANAGEMENT_HOST_PORT (9080-9082).
+#      running for inspection, AUTH_HOST_PORT/USERS_HOST_PORT/ORDERS_HOST_PORT/DEMO_WEB_HOST_PORT
+#      (8080-8083), AUTH_MANAGEMENT_HOST_PORT/USERS_MANAGEMENT_HOST_PORT/ORDERS_MANAGEMENT_HOST_PORT
+#      (9080-9082).
 #
-# Needs: docker, compose, curl, python3 (JSON and the request loop), root for build-images.sh.
+# Needs: docker, compose, curl, python3 (JSON, the request loop, and bench/browser.py's scripted
+# browser for the login), root for build-images.sh.
 # Exit status: 0 only if every check passed; the stack is always removed (down -v) unless KEEP_UP=1.
 set -euo pipefail
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPO_ROOT="$(cd "$DEPLOY_DIR/.." && pwd)"
 COMPOSE="${COMPOSE:-docker-compose}"
 PROJECT=jwtdemo
 BIN_DIR="${BIN_DIR:-}"
@@ -27,6 +32,12 @@ export JWT_IMAGE_TAG="${JWT_IMAGE_TAG:-local}"
 AUTH="http://127.0.0.1:${AUTH_HOST_PORT:-8080}"
 USERS="http://127.0.0.1:${USERS_HOST_PORT:-8081}"
 ORDERS="http://127.0.0.1:${ORDERS_HOST_PORT:-8082}"
+WEB="http://127.0.0.1:${DEMO_WEB_HOST_PORT:-8083}"
+# The issuer as docker-compose.yml sets it: one name for the host (curl and browsers resolve
+# *.localhost to loopback) and for the containers (a network alias of auth-server).
+ISSUER="http://auth.localhost:${AUTH_HOST_PORT:-8080}"
+# What `auth-server demo-seed` registers for the client demo-web (on the default port only).
+DEMO_WEB_REDIRECT_URI=http://127.0.0.1:8083/callback
 # The management listeners (MANAGEMENT_ADDR): /metrics lives there, not on the API ports.
 AUTH_MANAGEMENT="http://127.0.0.1:${AUTH_MANAGEMENT_HOST_PORT:-9080}"
 USERS_MANAGEMENT="http://127.0.0.1:${USERS_MANAGEMENT_HOST_PORT:-9081}"
@@ -83,6 +94,23 @@ http() {
     code="$(curl "${args[@]}" "$url" 2>/dev/null)" || true
     echo "${code:-000}"
     cat "$WORK/body" 2>/dev/null || true
+}
+# response_header URL NAME [CURL-ARGS...] -> the value of header NAME (case-insensitive), empty if
+# absent or nothing answered.
+response_header() {
+    local url="$1" name="$2"
+    shift 2
+    curl -sS -o /dev/null -D - --max-time 10 "$@" "$url" 2>/dev/null \
+        | tr -d '\r' | awk -v n="$(tr '[:upper:]' '[:lower:]' <<<"$name")" \
+            'BEGIN { FS = ": " } tolower($1) == n { sub(/^[^:]*: /, ""); print; exit }' || true
+}
+# preflight URL ORIGIN METHOD HEADERS -> Access-Control-Allow-Origin of the CORS preflight.
+preflight() {
+    response_header "$1" Access-Control-Allow-Origin -X OPTIONS -H "Origin: $2" \
+        -H "Access-Control-Request-Method: $3" -H "Access-Control-Request-Headers: $4"
+}
+expect_equal() { # description expected actual
+    if [ "$3" = "$2" ]; then ok "$1: ${3:-(none)}"; else fail "$1: got '${3}', expected '${2}'"; fi
 }
 status_of() { head -n1 <<<"$1"; }
 body_of() { tail -n +2 <<<"$1"; }
@@ -148,8 +176,10 @@ if [ "$SKIP_BUILD" = 0 ]; then
     "$DEPLOY_DIR/airgap/build-images.sh" ${BIN_DIR:+--bin-dir "$BIN_DIR"} --tag "$JWT_IMAGE_TAG"
     log "images built in $(since "$t0")s"
 fi
-for img in jwt-platform/postgres:15 "jwt-platform/auth-server:$JWT_IMAGE_TAG" \
-    "jwt-platform/users-service:$JWT_IMAGE_TAG" "jwt-platform/orders-service:$JWT_IMAGE_TAG"; do
+IMAGES=(jwt-platform/postgres:15 "jwt-platform/auth-server:$JWT_IMAGE_TAG" \
+    "jwt-platform/users-service:$JWT_IMAGE_TAG" "jwt-platform/orders-service:$JWT_IMAGE_TAG" \
+    "jwt-platform/demo-web:$JWT_IMAGE_TAG")
+for img in "${IMAGES[@]}"; do
     docker image inspect "$img" >/dev/null 2>&1 || { log "missing image $img"; exit 1; }
 done
 
@@ -158,7 +188,7 @@ compose down -v --remove-orphans >/dev/null 2>&1 || true   # leftovers of an int
 log "compose up (project $PROJECT)"
 T_UP=$(now)
 if ! compose up -d --no-build; then fail "compose up"; exit 1; fi
-for s in postgres auth-server users-service orders-service; do
+for s in postgres auth-server users-service orders-service demo-web; do
     if wait_healthy "$s" 180; then ok "$s healthy"; else fail "$s never became healthy"; exit 1; fi
 done
 UP_SECONDS="$(since "$T_UP")"
@@ -203,10 +233,99 @@ r="$(http GET "$ORDERS/v1/orders" "$TOKEN")"
 expect "GET orders-service /v1/orders" 200 "$r"
 if body_of "$r" | grep -q "${ORDER_ID:-e2e-book}"; then ok "order list contains the new order"; else fail "order missing from list: $(body_of "$r" | head -c 300)"; fi
 
+# ---- the demo web app, as a browser sees it ------------------------------------------------------
+for path in /healthz /readyz /config.json; do
+    expect "GET $WEB$path" 200 "$(http GET "$WEB$path")"
+done
+expect "GET $WEB/ (the page)" 200 "$(http GET "$WEB/")"
+expect "GET $WEB/callback (the same page)" 200 "$(http GET "$WEB/callback")"
+policy="$(response_header "$WEB/" Content-Security-Policy)"
+connect_src="$(tr ';' '\n' <<<"$policy" | sed -n 's/^ *connect-src //p')"
+for origin in "$ISSUER" "$USERS" "$ORDERS"; do
+    if [[ " $connect_src " == *" $origin "* ]]; then ok "the page's connect-src lists $origin"
+    else fail "the page's connect-src lacks $origin: '$policy'"; fi
+done
+config="$(body_of "$(http GET "$WEB/config.json")")"
+expect_equal "config.json issuer" "$ISSUER" "$(json_get issuer <<<"$config")"
+expect_equal "config.json users_service_url" "$USERS" "$(json_get users_service_url <<<"$config")"
+expect_equal "config.json orders_service_url" "$ORDERS" "$(json_get orders_service_url <<<"$config")"
+expect_equal "config.json client_id" demo-web "$(json_get client_id <<<"$config")"
+expect_equal "config.json redirect_uri" "$WEB/callback" "$(json_get redirect_uri <<<"$config")"
+
+# The issuer's one name: the auth server calls itself by it, the host reaches it (curl resolves
+# *.localhost to loopback, as browsers do), and users-service, which verified the token above with
+# keys fetched from it, reaches it inside the network.
+r="$(http GET "$AUTH/.well-known/openid-configuration")"
+expect_equal "discovery issuer (what the browser is told)" "$ISSUER" "$(body_of "$r" | json_get issuer)"
+expect "GET $ISSUER/.well-known/openid-configuration from the host" 200 \
+    "$(http GET "$ISSUER/.well-known/openid-configuration")"
+expect "GET $ISSUER/.well-known/jwks.json from the host" 200 "$(http GET "$ISSUER/.well-known/jwks.json")"
+
+# CORS: the demo app's origin, and no other.
+for origin in "$WEB" http://evil.example; do
+    want="$origin"; [ "$origin" = "$WEB" ] || want=""
+    expect_equal "preflight from $origin to users-service GET /v1/users/me" "$want" \
+        "$(preflight "$USERS/v1/users/me" "$origin" GET authorization)"
+    expect_equal "preflight from $origin to orders-service POST /v1/orders" "$want" \
+        "$(preflight "$ORDERS/v1/orders" "$origin" POST authorization,content-type)"
+    expect_equal "preflight from $origin to auth-server POST /oauth2/token" "$want" \
+        "$(preflight "$ISSUER/oauth2/token" "$origin" POST content-type)"
+done
+# Swagger UI on users-service (its origin) posts the code to the token endpoint too.
+expect_equal "preflight from $USERS (its Swagger UI) to auth-server POST /oauth2/token" "$USERS" \
+    "$(preflight "$ISSUER/oauth2/token" "$USERS" POST content-type)"
+
+# A whole login as the demo app does it: GET /oauth2/authorize as the public client demo-web with
+# PKCE, the hosted login form posted back with its CSRF cookie and hidden inputs, 302 to the
+# callback with code, state and iss; the code exchanged at the token endpoint with client_id alone.
+# bench/browser.py is the scripted browser; it connects to 127.0.0.1 and names the issuer's host
+# in Host, as a browser does with *.localhost (Python itself asks the system resolver, which need
+# not know *.localhost).
+t0=$(now)
+if WEB_TOKEN="$(python3 - "$REPO_ROOT/bench" "$AUTH" "$ISSUER" "$DEMO_WEB_REDIRECT_URI" \
+    "$(json_get scope <<<"$config")" 2>"$WORK/login.err" <<'PY'
+import http.client, sys, urllib.parse
+sys.path.insert(0, sys.argv[1])
+import browser  # bench/browser.py
+
+auth, issuer, redirect_uri, scope = sys.argv[2:6]
+issuer_host = urllib.parse.urlsplit(issuer).netloc
+
+class IssuerConnection(http.client.HTTPConnection):
+    def putrequest(self, method, url, skip_host=False, skip_accept_encoding=False):
+        super().putrequest(method, url, skip_host=True, skip_accept_encoding=skip_accept_encoding)
+        self.putheader("Host", issuer_host)
+
+agent = browser.Agent(auth)
+agent.connection = IssuerConnection(agent.host, agent.port, timeout=agent.timeout)
+client = browser.Client("demo-web", redirect_uri, scope)
+code, verifier = browser.log_in(agent, client, "demo", "demo-password", issuer)
+tokens = browser.redeem(agent, client, code, verifier)
+print(tokens["access_token"])
+PY
+)"; then
+    ok "authorization code login as demo through the hosted login page, code exchanged ($(since "$t0")s)"
+else
+    fail "authorization code login as client demo-web: $(tail -n 5 "$WORK/login.err")"
+    WEB_TOKEN=none
+fi
+r="$(http GET "$USERS/v1/users/me" "$WEB_TOKEN")"
+expect "GET users-service /v1/users/me with the code-flow token" 200 "$r"
+expect_equal "the code-flow token's profile" demo "$(body_of "$r" | json_get username)"
+expect "POST orders-service /v1/orders with the code-flow token" 201 \
+    "$(http POST "$ORDERS/v1/orders" "$WEB_TOKEN" '{"item":"demo-web-book","quantity":1}')"
+expect_equal "a GET from the demo app's origin may be read by it" "$WEB" \
+    "$(response_header "$USERS/v1/users/me" Access-Control-Allow-Origin -H "Origin: $WEB" \
+        -H "Authorization: Bearer $WEB_TOKEN")"
+
 # ---- auth-server outage -----------------------------------------------------------------------
 log "stopping auth-server"
 compose stop auth-server >/dev/null 2>&1
 expect "auth-server is really down (login)" 000 "$(http POST "$AUTH/v1/auth/login" "" "{\"username\":\"$USERNAME\",\"password\":\"$PASSWORD\"}")"
+# DESIGN.md "Demo web app": a logged-in tab keeps working without the auth server.
+expect "the demo app is served with auth-server down" 200 "$(http GET "$WEB/config.json")"
+expect "the code-flow token works with auth-server down (orders-service)" 200 \
+    "$(http GET "$ORDERS/v1/orders" "$WEB_TOKEN")"
 
 read -r n1 f1 p50_1 p99_1 < <(load "$REQUESTS" "$TOKEN")
 log "outage, services running: $n1 requests, $f1 failures, p50 ${p50_1} ms, p99 ${p99_1} ms"
@@ -239,8 +358,7 @@ log "figures:"
 log "  up -> all healthy:              ${UP_SECONDS} s"
 log "  outage requests / failures:     $((n1 + n2)) / $((f1 + f2))"
 log "  latency during outage p50/p99:  ${p50_1}/${p99_1} ms, after restart ${p50_2}/${p99_2} ms"
-for img in jwt-platform/postgres:15 "jwt-platform/auth-server:$JWT_IMAGE_TAG" \
-    "jwt-platform/users-service:$JWT_IMAGE_TAG" "jwt-platform/orders-service:$JWT_IMAGE_TAG"; do
+for img in "${IMAGES[@]}"; do
     log "  image $(printf '%-36s' "$img") $(docker image inspect --format '{{.Size}}' "$img" | awk '{ printf "%.1f MB", $1 / 1000000 }')"
 done
 
