@@ -13,7 +13,10 @@
 #      Deployment; every ConfigMap/Secret a Deployment references exists (Secrets: in the examples);
 #      each Deployment's container, image and NetworkPolicy carry its name and its port
 #      (containerPort = LISTEN_ADDR = NetworkPolicy ingress); the rules the brief sets (replicas 2,
-#      non-root, read-only root FS, no capabilities, seccomp, probes, limits, emptyDir at DATA_DIR).
+#      non-root, read-only root FS, no capabilities, seccomp, probes, limits, emptyDir at DATA_DIR;
+#      a web app, component `web-app`, keeps nothing on disk and has no DATA_DIR); one issuer
+#      (auth-server's ISSUER is every service's and web app's AUTH_ISSUER); a web app's origin
+#      (PUBLIC_URL) in CORS_ALLOWED_ORIGINS of the auth server and of every resource service.
 #   2. kubernetes-validate --strict: schema of each rendered object for each Kubernetes version in
 #      K8S_VERSIONS (unknown fields are errors), and of the secret.example.yaml files.
 #   3. yamllint on all of deploy/ (k8s and compose files, kustomizations) with deploy/.yamllint.yaml.
@@ -170,7 +173,11 @@ if ns not in by_kind.get("Namespace", {}):
 def subset(sel, labels):
     return bool(sel) and all(labels.get(k) == v for k, v in sel.items())
 
+def component(deployment):
+    return deployment["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+
 deployments = by_kind.get("Deployment", {})
+configs = {}  # Deployment name -> the environment its ConfigMaps give it
 for name, d in deployments.items():
     where = f"Deployment/{name}"
     spec, pod = d["spec"], d["spec"]["template"]["spec"]
@@ -219,11 +226,16 @@ for name, d in deployments.items():
                     err(f"{cw}: {kind} {ref[key]['name']} does not exist")
             if "configMapRef" in ref:
                 config.update(by_kind.get("ConfigMap", {}).get(ref["configMapRef"]["name"], {}).get("data", {}))
-        # DATA_DIR (from the ConfigMap) must be a mounted emptyDir: the key cache lives there.
+        # DATA_DIR (from the ConfigMap) must be a mounted emptyDir: the key cache lives there. A
+        # web app keeps nothing on disk and has none.
         data_dir = config.get("DATA_DIR")
         mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
-        if not data_dir or data_dir not in mounts or "emptyDir" not in vols.get(mounts[data_dir], {}):
+        if component(d) == "web-app":
+            if data_dir:
+                err(f"{cw}: a web app keeps nothing on disk, yet DATA_DIR is {data_dir}")
+        elif not data_dir or data_dir not in mounts or "emptyDir" not in vols.get(mounts[data_dir], {}):
             err(f"{cw}: DATA_DIR {data_dir} is not an emptyDir mount")
+        configs[name] = config
         ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
         http = ports.get("http")
         if not isinstance(http, int) or http <= 0:
@@ -260,6 +272,33 @@ for cname, cm in by_kind.get("ConfigMap", {}).items():
         for callee in deployments:
             if value.startswith(f"http://{callee}:") and value.split(":")[2].split("/")[0] != str(http_port(callee)):
                 err(f"ConfigMap/{cname}: {key} {value} is not {callee}'s port {http_port(callee)}")
+
+# One issuer: the auth server's ISSUER is every resource service's and web app's AUTH_ISSUER (the
+# `iss` the services accept, the login a web app sends the browser to). A web app's origin
+# (PUBLIC_URL) may call the auth server and every resource service (CORS_ALLOWED_ORIGINS).
+def origins(config):
+    return {o.strip().rstrip("/") for o in config.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip()}
+def origin_of(url):
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/')[0]}"
+issuers = [configs.get(n, {}).get("ISSUER") for n, d in deployments.items() if component(d) == "authorization-server"]
+if len(issuers) != 1 or not issuers[0]:
+    err(f"expected one authorization-server Deployment with an ISSUER, found {issuers}")
+issuer = issuers[0].rstrip("/") if len(issuers) == 1 and issuers[0] else None
+for name, d in deployments.items():
+    if issuer and component(d) in ("resource-service", "web-app"):
+        if configs.get(name, {}).get("AUTH_ISSUER", "").rstrip("/") != issuer:
+            err(f"Deployment/{name}: AUTH_ISSUER {configs.get(name, {}).get('AUTH_ISSUER')} is not "
+                f"auth-server's ISSUER {issuer}")
+    if component(d) == "web-app":
+        public = configs.get(name, {}).get("PUBLIC_URL")
+        if not public:
+            err(f"Deployment/{name}: a web app needs PUBLIC_URL, its origin in the browser")
+            continue
+        for other, o in deployments.items():
+            if component(o) in ("authorization-server", "resource-service") \
+                    and origin_of(public) not in origins(configs.get(other, {})):
+                err(f"Deployment/{other}: CORS_ALLOWED_ORIGINS lacks {name}'s origin {origin_of(public)}")
 
 pod_labels = [d["spec"]["template"]["metadata"]["labels"] for d in deployments.values()]
 for kind in ("Service", "PodDisruptionBudget"):
