@@ -403,7 +403,7 @@ async fn proceed(
             return Ok(error_redirect(state, &request, "login_required", "the user is not logged in"));
         }
         let username = request.params.login_hint.clone().unwrap_or_default();
-        return Ok(login_page(cookies, &request.params, &username, None, StatusCode::OK).into_response());
+        return Ok(login_page(cookies, &request, &username, None, StatusCode::OK).into_response());
     };
     if !just_now.consented && needs_consent(state, &request, &user).await? {
         if request.prompt.none {
@@ -414,7 +414,8 @@ async fn proceed(
         let mut page = Page::new(
             StatusCode::OK,
             pages::consent(&request.client.client_id, &scopes, &request.params.echoed(), &csrf_token),
-        );
+        )
+        .redirecting_to(&request.redirect_uri);
         for cookie in [set_cookie, csrf_cookie].into_iter().flatten() {
             page = page.with_header(SET_COOKIE, cookie);
         }
@@ -473,24 +474,23 @@ async fn issue_code(
     )))
 }
 
-/// The login page, with this browser's CSRF token (set as a cookie when new).
+/// The login page for `request`, with this browser's CSRF token (set as a cookie when new).
 fn login_page(
     cookies: &BrowserCookies,
-    params: &AuthorizeParams,
+    request: &Validated,
     username: &str,
     error: Option<&str>,
     status: StatusCode,
 ) -> Page {
     let (csrf_token, csrf_cookie) = cookies.csrf_token();
-    let client_id = params.client_id.as_deref().unwrap_or("");
     let markup = pages::login(&LoginPage {
-        client_id,
-        fields: &params.echoed(),
+        client_id: &request.client.client_id,
+        fields: &request.params.echoed(),
         csrf_token: &csrf_token,
         username,
         error,
     });
-    let mut page = Page::new(status, markup);
+    let mut page = Page::new(status, markup).redirecting_to(&request.redirect_uri);
     if let Some(cookie) = csrf_cookie {
         page = page.with_header(SET_COOKIE, cookie);
     }
@@ -599,7 +599,7 @@ pub(crate) async fn login(
             Ok(CredentialCheck::Invalid) => {
                 let page = login_page(
                     &cookies,
-                    &request.params,
+                    &request,
                     &username,
                     Some("Invalid username or password."),
                     StatusCode::UNAUTHORIZED,
@@ -609,7 +609,7 @@ pub(crate) async fn login(
             Ok(CredentialCheck::Locked { retry_after }) => {
                 let page = login_page(
                     &cookies,
-                    &request.params,
+                    &request,
                     &username,
                     Some("Too many failed attempts. Please wait and try again."),
                     StatusCode::TOO_MANY_REQUESTS,
@@ -678,7 +678,7 @@ pub(crate) async fn consent(State(state): State<AppState>, headers: HeaderMap, b
         };
         let Some((session, user)) = cookies.session(&state).await? else {
             let username = request.params.login_hint.clone().unwrap_or_default();
-            return Ok(login_page(&cookies, &request.params, &username, None, StatusCode::OK).into_response());
+            return Ok(login_page(&cookies, &request, &username, None, StatusCode::OK).into_response());
         };
         match decision.as_deref() {
             Some("allow") => {

@@ -65,6 +65,21 @@ fn parse(bytes: &[u8]) -> (LogoutParams, Option<String>) {
     (params, csrf_token)
 }
 
+/// `post_logout_redirect_uri`, if `client_id` registered it: the only place logout redirects to.
+async fn registered_target(
+    state: &AppState,
+    client_id: Option<&str>,
+    params: &LogoutParams,
+) -> anyhow::Result<Option<String>> {
+    Ok(match (client_id, params.post_logout_redirect_uri.as_deref()) {
+        (Some(client_id), Some(uri)) => crate::store::clients::find(&state.pool, client_id)
+            .await?
+            .filter(|stored| stored.client.allows_post_logout_redirect(uri))
+            .map(|_| uri.to_owned()),
+        _ => None,
+    })
+}
+
 /// Ends `sid` (a browser session) and what it started; clears the cookie when it is this
 /// browser's; then redirects to `post_logout_redirect_uri` if `client_id` registered it, else
 /// shows "logged out".
@@ -82,13 +97,7 @@ async fn log_out(
         tracing::info!(sid, "browser session ended");
     }
     let clear = cookie_sid.is_some() && cookie_sid.as_deref() == sid;
-    let target = match (client_id, params.post_logout_redirect_uri.as_deref()) {
-        (Some(client_id), Some(uri)) => crate::store::clients::find(&state.pool, client_id)
-            .await?
-            .filter(|stored| stored.client.allows_post_logout_redirect(uri))
-            .map(|_| uri.to_owned()),
-        _ => None,
-    };
+    let target = registered_target(state, client_id, params).await?;
     let mut response = match target.and_then(|uri| url::Url::parse(&uri).ok()) {
         Some(mut url) => {
             if let Some(client_state) = &params.state {
@@ -149,6 +158,11 @@ pub(crate) async fn logout_get(
     .filter_map(|(name, value)| value.map(|value| (name, value)))
     .collect();
     let mut page = Page::new(StatusCode::OK, pages::logout_confirmation(&fields, &csrf_token));
+    match registered_target(&state, params.client_id.as_deref(), &params).await {
+        Ok(Some(target)) => page = page.redirecting_to(&target),
+        Ok(None) => {}
+        Err(error) => return pages::internal_error("logout", &error),
+    }
     if let Some(cookie) = csrf_cookie {
         page = page.with_header(SET_COOKIE, cookie);
     }

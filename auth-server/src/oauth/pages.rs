@@ -29,6 +29,11 @@ pub(crate) async fn stylesheet() -> impl IntoResponse {
 const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                         frame-ancestors 'none'; base-uri 'none'";
 
+/// [`PAGE_CSP`] for a page whose form's answer redirects to `origin` (a client's).
+fn page_csp_redirecting_to(origin: &str) -> String {
+    PAGE_CSP.replace("form-action 'self'", &format!("form-action 'self' {origin}"))
+}
+
 /// The headers of every HTML page.
 pub(crate) fn page_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -52,6 +57,20 @@ pub(crate) struct Page {
 impl Page {
     pub(crate) fn new(status: StatusCode, markup: Markup) -> Self {
         Self { status, markup, headers: page_headers() }
+    }
+
+    /// Lets this page's form lead on to `redirect_uri`, which must be one registered for the
+    /// client. Browsers apply `form-action` to the redirects that follow a submission too, so
+    /// the login, consent and logout forms, whose answers redirect to the client, must list its
+    /// origin; every other page keeps `form-action 'self'`.
+    pub(crate) fn redirecting_to(mut self, redirect_uri: &str) -> Self {
+        let origin = url::Url::parse(redirect_uri).map(|url| url.origin());
+        if let Ok(origin @ url::Origin::Tuple(..)) = origin
+            && let Ok(csp) = HeaderValue::from_str(&page_csp_redirecting_to(&origin.ascii_serialization()))
+        {
+            self.headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+        }
+        self
     }
 
     /// Adds a header (a cookie, `Retry-After`).
@@ -239,6 +258,21 @@ pub(crate) fn internal_error(context: &str, cause: &anyhow::Error) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_form_that_redirects_to_a_client_may_lead_to_its_origin_only() {
+        let csp = |page: &Page| page.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+        let plain = Page::new(StatusCode::OK, html! {});
+        assert_eq!(csp(&plain), PAGE_CSP);
+        let to_client =
+            Page::new(StatusCode::OK, html! {}).redirecting_to("http://127.0.0.1:8083/callback?a=b");
+        assert!(csp(&to_client).contains("form-action 'self' http://127.0.0.1:8083;"), "{}", csp(&to_client));
+        assert!(csp(&to_client).contains("frame-ancestors 'none'"));
+        let https = Page::new(StatusCode::OK, html! {}).redirecting_to("https://app.example/cb");
+        assert!(csp(&https).contains("form-action 'self' https://app.example;"));
+        let unparsable = Page::new(StatusCode::OK, html! {}).redirecting_to("not a URI");
+        assert_eq!(csp(&unparsable), PAGE_CSP);
+    }
 
     #[test]
     fn every_value_on_the_login_page_is_escaped() {
