@@ -33,7 +33,13 @@ pub fn layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("dpop")])
+            // Swagger UI sends `X-Requested-With` with its token request.
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("dpop"),
+                HeaderName::from_static("x-requested-with"),
+            ])
             .expose_headers([header::WWW_AUTHENTICATE, HeaderName::from_static("dpop-nonce")])
             .max_age(PREFLIGHT_MAX_AGE),
     )
@@ -72,7 +78,12 @@ mod tests {
         assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "http://127.0.0.1:8083");
         assert_eq!(headers[header::ACCESS_CONTROL_MAX_AGE], "600");
         let allowed = headers[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().to_ascii_lowercase();
-        assert!(allowed.contains("authorization") && allowed.contains("dpop"), "{allowed}");
+        assert!(
+            ["authorization", "content-type", "dpop", "x-requested-with"]
+                .iter()
+                .all(|name| allowed.contains(name)),
+            "{allowed}"
+        );
         assert!(headers.get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
     }
 
