@@ -295,6 +295,45 @@ impl Launcher {
         finish(command, auth, &["demo-seed"]).await
     }
 
+    /// Registers the demo's public browser clients for the addresses this launcher uses: each
+    /// web app under its own name (demo-web's default `CLIENT_ID`), redirecting to
+    /// `URL/callback`, and `swagger-ui`, redirecting to every binary's `/docs`. `demo-seed`
+    /// registers them for the contract ports and keeps a client that exists, so calling this
+    /// before [`Stack::start`] lets a real browser log in to a stack on free ports.
+    pub async fn register_browser_clients(&self) -> anyhow::Result<()> {
+        let auth = self.services.auth_server().name.clone();
+        let user_scope = self
+            .auth_env
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "USER_SCOPE")
+            .map_or_else(|| crate::scopes::USER_SCOPES.join(" "), |(_, value)| value.clone());
+        let scope = format!("openid profile {user_scope}");
+        for web_app in self.services.web_apps() {
+            let origin =
+                self.url(&web_app.name).with_context(|| format!("{} has no address", web_app.name))?;
+            let (callback, home) = (format!("{origin}/callback"), format!("{origin}/"));
+            let args = ["clients", "create", &web_app.name, "--public", "--first-party", "--scope", &scope];
+            let uris = ["--redirect-uri", &callback, "--post-logout-redirect-uri", &home];
+            self.run(&auth, &[&args[..], &uris[..]].concat()).await?;
+        }
+        let docs: Vec<String> = self
+            .services
+            .all()
+            .iter()
+            .filter(|service| !service.is_web_app())
+            .filter_map(|service| self.url(&service.name))
+            .map(|url| format!("{url}/docs/oauth2-redirect.html"))
+            .collect();
+        let mut args =
+            vec!["clients", "create", "swagger-ui", "--public", "--first-party", "--scope", &scope];
+        for uri in &docs {
+            args.extend(["--redirect-uri", uri]);
+        }
+        self.run(&auth, &args).await?;
+        Ok(())
+    }
+
     /// Starts `service` and waits until it is ready.
     pub async fn start(&self, service: &str) -> anyhow::Result<Process> {
         let mut process = self.spawn(service)?;
