@@ -213,8 +213,8 @@ fn print_walkthrough(args: &Args, launcher: &Launcher) {
     println!(
         r#"
 {apps}
-JWT platform is running (data in {data}). In the page, press Enter here to stop the auth
-server and keep working: the services verify tokens with their cached keys.
+JWT platform is running (data in {data}). Press Enter here to stop the auth server, and
+keep working in the page: the services verify tokens with their cached keys.
 
 {docs}
 Demo accounts: demo / demo-password, admin / admin-password.
