@@ -372,6 +372,11 @@ async fn the_login_page_is_one_labelled_form_without_script_carrying_the_request
     }
     assert_eq!(login.input("username").unwrap().value, "lena", "login_hint pre-fills the username");
     assert!(login.field("csrf_token").is_some_and(|token| !token.is_empty()));
+    // Browsers apply form-action to the redirect after the post too: it must name the client's
+    // origin, and only it (a real browser stayed on this page under form-action 'self').
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("form-action 'self' http://127.0.0.1:9;"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"), "{csp}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -64,7 +64,9 @@ async fn swagger_ui_pages_get_a_policy_their_files_satisfy_with_nothing_inline()
         assert_eq!(response.headers()["content-security-policy"], DOCS_POLICY, "{page}");
         let html = response.text().await.unwrap().to_ascii_lowercase();
 
-        // `script-src 'self'` and `style-src 'self'` hold only without inline code or styles.
+        // `script-src 'self'` holds only without inline code. (Styles may be inline: Swagger
+        // UI's components render style attributes, see DOCS_POLICY; the files still have none.)
+        assert!(DOCS_POLICY.contains("script-src 'self';"), "scripts stay our own files");
         assert!(html.contains("<script"), "{page}: no script at all?");
         for script in tags(&html, "script") {
             assert!(script.contains(" src="), "{page}: inline script {script}");
