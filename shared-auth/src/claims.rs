@@ -1,4 +1,5 @@
-//! The access-token claims of the platform contract (RFC 9068 plus `roles`, `sid`).
+//! The access-token claims of the platform contract (RFC 9068 plus `roles`, `sid`, and `act`
+//! for tokens obtained by token exchange, RFC 8693).
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -41,6 +42,23 @@ pub struct AccessClaims {
     /// The login session id (user tokens only); logout revokes every token of a session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The service acting for the user (RFC 8693 §4.1), on a token obtained by token
+    /// exchange: `sub` is the user, `act.sub` the client that exchanged the user's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// An `act` claim (RFC 8693 §4.1): who acts for the token's subject. A token exchanged again
+/// nests the earlier actor inside, so the outermost `sub` is the current actor and the chain
+/// reads outward-in, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Actor {
+    /// The acting client's id.
+    pub sub: String,
+    /// The actor before this one, on a chained exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    pub act: Option<Box<Actor>>,
 }
 
 impl AccessClaims {
@@ -54,9 +72,16 @@ impl AccessClaims {
         self.roles.iter().any(|role| role == wanted)
     }
 
-    /// A user token carries a login session; a client-credentials token never does.
+    /// A user token carries a login session; a client-credentials token never does. A token
+    /// a service obtained for the user by token exchange is a user token too.
     pub fn is_user(&self) -> bool {
         self.sid.is_some()
+    }
+
+    /// The client acting for the user (the outermost `act.sub`), when the token came from a
+    /// token exchange.
+    pub fn actor(&self) -> Option<&str> {
+        self.act.as_ref().map(|actor| actor.sub.as_str())
     }
 }
 
@@ -111,5 +136,20 @@ mod tests {
         assert!(!claims.has_scope("x y") && !claims.has_scope(""));
         assert!(claims.has_role("admin") && !claims.has_role("adm"));
         assert!(claims.is_user());
+    }
+
+    #[test]
+    fn a_chained_act_claim_reads_back_nested_and_names_the_newest_actor() {
+        let mut json = valid();
+        json["act"] = serde_json::json!({"sub": "billing", "act": {"sub": "orders-service"}});
+
+        let claims = parse(json.clone()).unwrap();
+
+        assert_eq!(claims.actor(), Some("billing"));
+        let previous = claims.act.as_ref().and_then(|actor| actor.act.as_deref()).unwrap();
+        assert_eq!((previous.sub.as_str(), previous.act.is_none()), ("orders-service", true));
+        assert_eq!(serde_json::to_value(&claims).unwrap()["act"], json["act"]);
+        assert_eq!(parse(valid()).unwrap().actor(), None);
+        assert!(serde_json::to_value(parse(valid()).unwrap()).unwrap().get("act").is_none());
     }
 }

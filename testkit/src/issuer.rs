@@ -115,6 +115,7 @@ impl FakeIssuer {
             roles: vec![],
             preferred_username: Some(username.into()),
             sid: Some(uuid::Uuid::new_v4().simple().to_string()),
+            act: None,
         }
     }
 

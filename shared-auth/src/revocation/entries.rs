@@ -114,6 +114,7 @@ mod tests {
             roles: vec![],
             preferred_username: None,
             sid: Some(sid.into()),
+            act: None,
         }
     }
 
