@@ -56,6 +56,7 @@ pub async fn run_on(state: &AppState, command: Command) -> anyhow::Result<()> {
             post_logout_redirect_uris,
             first_party,
             id_token_alg,
+            exchange_audiences,
         }) => {
             let secret = clients::generate_secret();
             let scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
@@ -68,6 +69,7 @@ pub async fn run_on(state: &AppState, command: Command) -> anyhow::Result<()> {
                 public,
                 first_party,
                 id_token_alg,
+                exchange_audiences,
             };
             create_client(state, &client_id, &secret, &registration).await?;
             let client_secret = (!public).then(|| secret.expose_secret().to_owned());

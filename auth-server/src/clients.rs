@@ -66,6 +66,8 @@ pub struct Registration {
     pub first_party: bool,
     /// `EdDSA` or `RS256`.
     pub id_token_alg: Algorithm,
+    /// Audiences it may obtain for a user by token exchange (RFC 8693); empty: none.
+    pub exchange_audiences: Vec<String>,
 }
 
 impl Default for Registration {
@@ -79,6 +81,7 @@ impl Default for Registration {
             public: false,
             first_party: false,
             id_token_alg: Algorithm::EdDSA,
+            exchange_audiences: Vec::new(),
         }
     }
 }
@@ -127,6 +130,17 @@ impl Client {
     /// The algorithm of its id_tokens.
     pub fn id_token_algorithm(&self) -> Algorithm {
         Algorithm::parse(&self.id_token_alg).unwrap_or(Algorithm::EdDSA)
+    }
+
+    /// Whether it may use token exchange at all: deny by default, so only a client registered
+    /// with `--exchange-audience` can act for users.
+    pub fn may_exchange(&self) -> bool {
+        !self.exchange_audiences.is_empty()
+    }
+
+    /// Whether it may obtain a token for `audience` by token exchange.
+    pub fn may_exchange_for(&self, audience: &str) -> bool {
+        self.exchange_audiences.iter().any(|allowed| allowed == audience)
     }
 }
 
@@ -177,7 +191,9 @@ pub async fn register(
         !registration.audiences.is_empty() || !registration.redirect_uris.is_empty(),
         "a client needs at least one audience (or a redirect URI, whose tokens default to TOKEN_AUDIENCES)"
     );
-    for value in registration.scopes.iter().chain(&registration.audiences) {
+    for value in
+        registration.scopes.iter().chain(&registration.audiences).chain(&registration.exchange_audiences)
+    {
         anyhow::ensure!(valid_id(value), "invalid scope or audience {value:?}");
     }
     for uri in registration.redirect_uris.iter().chain(&registration.post_logout_redirect_uris) {
@@ -190,6 +206,10 @@ pub async fn register(
     anyhow::ensure!(
         !registration.public || !registration.redirect_uris.is_empty(),
         "a public client needs a redirect URI: it has no secret for the client credentials grant"
+    );
+    anyhow::ensure!(
+        !registration.public || registration.exchange_audiences.is_empty(),
+        "a public client cannot use --exchange-audience: token exchange requires client authentication"
     );
     // A public client has no secret: '' is never the SHA-256 of anything presented.
     let secret_hash = if registration.public { String::new() } else { hash_token(secret.expose_secret()) };
@@ -204,6 +224,7 @@ pub async fn register(
         public: registration.public,
         first_party: registration.first_party,
         id_token_alg: registration.id_token_alg.as_str(),
+        exchange_audiences: &registration.exchange_audiences,
     };
     match store::insert(pool, &client, unix_now_i64()).await? {
         Inserted::Created => Ok(()),

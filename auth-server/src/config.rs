@@ -195,6 +195,10 @@ pub enum ClientsCommand {
         /// Algorithm of the client's id_tokens: `EdDSA` or `RS256`.
         #[arg(long, default_value = "EdDSA")]
         id_token_alg: Algorithm,
+        /// An audience the client may obtain for a user by exchanging the user's access token
+        /// (RFC 8693 token exchange; repeatable). Without it, token exchange is refused.
+        #[arg(long = "exchange-audience")]
+        exchange_audiences: Vec<String>,
     },
     /// List clients (never their secrets).
     List,

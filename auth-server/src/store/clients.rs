@@ -25,6 +25,8 @@ pub struct Client {
     pub first_party: bool,
     /// The `alg` of its id_tokens: `EdDSA` or `RS256`.
     pub id_token_alg: String,
+    /// The audiences it may obtain by token exchange; empty: it may not exchange tokens.
+    pub exchange_audiences: Vec<String>,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -59,6 +61,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredClient, sqlx::Error> {
             public: row.try_get::<i64, _>("public_client")? != 0,
             first_party: row.try_get::<i64, _>("first_party")? != 0,
             id_token_alg: row.try_get("id_token_alg")?,
+            exchange_audiences: super::split_list(&row.try_get::<String, _>("exchange_audiences")?),
             created_at: row.try_get("created_at")?,
         },
         secret_hash: row.try_get("secret_hash")?,
@@ -97,6 +100,8 @@ pub struct NewClient<'a> {
     pub first_party: bool,
     /// The `alg` of its id_tokens.
     pub id_token_alg: &'a str,
+    /// Audiences it may obtain by token exchange.
+    pub exchange_audiences: &'a [String],
 }
 
 /// Inserts a client.
@@ -104,8 +109,8 @@ pub struct NewClient<'a> {
 pub async fn insert(pool: &AnyPool, client: &NewClient<'_>, now: i64) -> Result<Inserted, sqlx::Error> {
     let result = sqlx::query(
         "INSERT INTO clients (client_id, secret_hash, scopes, audiences, introspect_any, created_at, \
-         redirect_uris, post_logout_redirect_uris, public_client, first_party, id_token_alg) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         redirect_uris, post_logout_redirect_uris, public_client, first_party, id_token_alg, \
+         exchange_audiences) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(client.client_id)
     .bind(client.secret_hash)
@@ -118,6 +123,7 @@ pub async fn insert(pool: &AnyPool, client: &NewClient<'_>, now: i64) -> Result<
     .bind(i64::from(client.public))
     .bind(i64::from(client.first_party))
     .bind(client.id_token_alg)
+    .bind(client.exchange_audiences.join(" "))
     .execute(pool)
     .await;
     match result {

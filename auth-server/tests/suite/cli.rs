@@ -141,6 +141,75 @@ fn a_browser_client_is_registered_with_every_flag_and_listed_with_them() {
 }
 
 #[test]
+fn a_service_client_is_registered_with_its_exchange_audiences_and_listed_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = auth_server(
+        dir.path(),
+        &[
+            "clients",
+            "create",
+            "gateway",
+            "--scope",
+            "profile:read",
+            "--audience",
+            "users-service",
+            "--exchange-audience",
+            "users-service",
+            "--exchange-audience",
+            "orders-service",
+        ],
+        None,
+    );
+    assert!(ok, "{stderr}");
+    assert!(serde_json::from_str::<Value>(&stdout).unwrap()["client_secret"].is_string());
+    let (ok, _, stderr) =
+        auth_server(dir.path(), &["clients", "create", "plain", "--audience", "users-service"], None);
+    assert!(ok, "{stderr}");
+
+    let (ok, listed, _) = auth_server(dir.path(), &["clients", "list"], None);
+    assert!(ok);
+    let listed: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    let client = |id: &str| listed.iter().find(|client| client["client_id"] == id).unwrap().clone();
+    assert_eq!(
+        client("gateway")["exchange_audiences"],
+        serde_json::json!(["users-service", "orders-service"])
+    );
+    assert_eq!(
+        client("plain")["exchange_audiences"],
+        serde_json::json!([]),
+        "token exchange is off by default"
+    );
+}
+
+#[test]
+fn an_exchange_audience_that_is_no_valid_name_or_belongs_to_a_public_client_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = auth_server(
+        dir.path(),
+        &["clients", "create", "bad", "--audience", "users-service", "--exchange-audience", "users service"],
+        None,
+    );
+    assert!(!ok && stderr.contains("invalid scope or audience"), "{stderr}");
+    let (ok, _, stderr) = auth_server(
+        dir.path(),
+        &[
+            "clients",
+            "create",
+            "spa",
+            "--public",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--exchange-audience",
+            "users-service",
+        ],
+        None,
+    );
+    assert!(!ok && stderr.contains("--exchange-audience"), "{stderr}");
+    let (_, listed, _) = auth_server(dir.path(), &["clients", "list"], None);
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&listed).unwrap(), Vec::<Value>::new());
+}
+
+#[test]
 fn redirect_uris_that_the_contract_forbids_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     for (uri, expected) in [
