@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
 use service_kit::Seconds;
 use sha2::{Digest as _, Sha256};
-use shared_auth::claims::{ACCESS_TOKEN_TYPE, AccessClaims};
+use shared_auth::claims::{ACCESS_TOKEN_TYPE, AccessClaims, Actor};
 use shared_auth::jws;
 use shared_auth::time::Clock;
 
@@ -68,9 +68,37 @@ impl TokenIssuer {
 
     /// Signs a token. Signing uses the in-memory parsed key: no key parsing per token.
     pub fn issue(&self, request: TokenRequest) -> anyhow::Result<IssuedToken> {
+        self.sign(request, None, self.clock.now())
+    }
+
+    /// Signs a token that `delegation.actor` obtained for the request's subject by token
+    /// exchange (RFC 8693): it carries `act`, and lives no longer than `delegation.not_after`
+    /// (the subject token's `exp`) nor than a token of the normal lifetime. `None` when
+    /// `not_after` has passed by the time of signing.
+    pub fn issue_delegated(
+        &self,
+        request: TokenRequest,
+        delegation: Delegation,
+    ) -> anyhow::Result<Option<IssuedToken>> {
         let now = self.clock.now();
+        if delegation.not_after <= now {
+            return Ok(None);
+        }
+        self.sign(request, Some(delegation), now).map(Some)
+    }
+
+    fn sign(
+        &self,
+        request: TokenRequest,
+        delegation: Option<Delegation>,
+        now: i64,
+    ) -> anyhow::Result<IssuedToken> {
         // The lifetime is at most ten years: no overflow for any clock reading before year 292e9.
-        let exp = now.saturating_add(self.ttl.as_i64());
+        let normal_exp = now.saturating_add(self.ttl.as_i64());
+        let (exp, act) = match delegation {
+            None => (normal_exp, None),
+            Some(delegation) => (normal_exp.min(delegation.not_after), Some(delegation.actor)),
+        };
         let jti = uuid::Uuid::new_v4().simple().to_string();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -85,12 +113,22 @@ impl TokenIssuer {
             roles: request.roles,
             preferred_username: request.username,
             sid: request.sid,
+            act,
         };
         let signing = self.keyring.signing_key()?;
         let token = jws::sign_compact(&signing.key, &signing.kid, ACCESS_TOKEN_TYPE, &claims)
             .context("failed to sign access token")?;
-        Ok(IssuedToken { token, expires_in: self.ttl.as_u64() })
+        Ok(IssuedToken { token, expires_in: exp.saturating_sub(now).unsigned_abs() })
     }
+}
+
+/// What makes an exchanged token different from the subject token it replaces.
+#[derive(Debug, Clone)]
+pub struct Delegation {
+    /// `act`: the exchanging client, with the subject token's own `act` nested inside.
+    pub actor: Actor,
+    /// The subject token's `exp`: the exchanged token must not outlive it.
+    pub not_after: i64,
 }
 
 /// An opaque token in plain form (given to the client once) and its storage hash.

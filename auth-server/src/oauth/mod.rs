@@ -1,4 +1,5 @@
-//! OAuth 2.0 endpoints: token (RFC 6749), revocation (RFC 7009), introspection (RFC 7662).
+//! OAuth 2.0 endpoints: token (RFC 6749, and token exchange, RFC 8693), revocation (RFC 7009),
+//! introspection (RFC 7662).
 //!
 //! These speak OAuth's own wire format, not problem documents: form-encoded requests, and
 //! errors as RFC 6749 §5.2 JSON `{"error": ..., "error_description": ...}`, so standard OAuth
@@ -67,6 +68,10 @@ pub struct TokenResponse {
     /// OpenID Connect id_token, when `openid` was granted by the authorization code grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// What `access_token` is, on a token exchange response (RFC 8693 §2.2.1): always
+    /// `urn:ietf:params:oauth:token-type:access_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
 }
 
 impl TokenResponse {
@@ -79,6 +84,7 @@ impl TokenResponse {
             refresh_token,
             scope,
             id_token: None,
+            issued_token_type: None,
         }
     }
 }
@@ -115,8 +121,12 @@ pub enum OAuthError {
     #[error("invalid_scope: {0}")]
     InvalidScope(String),
     /// 400 `unauthorized_client`: the client may not use this grant.
-    #[error("unauthorized_client")]
-    UnauthorizedClient,
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(&'static str),
+    /// 400 `invalid_target` (RFC 8693 §2.2.2, RFC 8707 §2): the requested audience or resource
+    /// is missing, or not one this client may obtain a token for.
+    #[error("invalid_target: {0}")]
+    InvalidTarget(String),
     /// 413 `invalid_request`: the body is over the size limit.
     #[error("invalid_request: body too large")]
     BodyTooLarge,
@@ -150,7 +160,10 @@ impl IntoResponse for OAuthError {
                 Some(format!("supported: {}", grants::supported().join(", "))),
             ),
             Self::InvalidScope(detail) => (StatusCode::BAD_REQUEST, "invalid_scope", Some(detail.clone())),
-            Self::UnauthorizedClient => (StatusCode::BAD_REQUEST, "unauthorized_client", None),
+            Self::UnauthorizedClient(detail) => {
+                (StatusCode::BAD_REQUEST, "unauthorized_client", Some((*detail).into()))
+            }
+            Self::InvalidTarget(detail) => (StatusCode::BAD_REQUEST, "invalid_target", Some(detail.clone())),
             Self::BodyTooLarge => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", Some("request body too large".into()))
             }

@@ -9,7 +9,7 @@ use super::{OAuthErrorBody, TokenResponse};
 use crate::routes::no_store_headers;
 use crate::state::AppState;
 
-/// Issues tokens (RFC 6749 §4.1.3, §4.4, §6).
+/// Issues tokens (RFC 6749 §4.1.3, §4.4, §6; RFC 8693).
 ///
 /// - `grant_type=authorization_code&code=...&redirect_uri=...&code_verifier=...`: redeems a
 ///   code of `/oauth2/authorize` once, with its PKCE verifier; a public client sends
@@ -20,13 +20,23 @@ use crate::state::AppState;
 ///   can only narrow.
 /// - `grant_type=client_credentials[&scope=...][&audience=...]`: a service token, client
 ///   authenticated by HTTP Basic or form fields; no refresh token.
+/// - `grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=...&subject_token_type=urn:ietf:params:oauth:token-type:access_token&audience=...[&scope=...]`
+///   (RFC 8693): an authenticated client registered with `--exchange-audience` exchanges a
+///   user's access token that names it in `aud` for one to call `audience` (or `resource`,
+///   the same value) on the user's behalf: the user's `sub` and `sid`, `aud` = that one
+///   audience, `act: {"sub": CLIENT_ID}` (nesting the subject token's own `act`), a scope that
+///   only narrows, `exp` no later than the subject token's; `issued_token_type` in the
+///   response, no refresh token. Errors: `unauthorized_client` (not registered for exchange),
+///   `invalid_target` (audience missing or not registered), `invalid_grant` (subject token
+///   invalid, expired, revoked, not a user's, or not meant for the client), `invalid_scope`,
+///   `invalid_request` (another `subject_token_type`).
 ///
 /// `password` and every other grant type are `unsupported_grant_type` (RFC 9700 §2.4).
 #[utoipa::path(post, path = "/oauth2/token", tag = "oauth2",
     request_body(content = OAuthForm<GrantRequest>, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens (Cache-Control: no-store)", body = TokenResponse),
-        (status = 400, description = "invalid_request, invalid_grant, invalid_scope, unsupported_grant_type", body = OAuthErrorBody),
+        (status = 400, description = "invalid_request, invalid_grant, invalid_scope, invalid_target, unauthorized_client, unsupported_grant_type", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
         (status = 413, description = "Body too large", body = OAuthErrorBody),
         (status = 503, description = "temporarily_unavailable", body = OAuthErrorBody)))]

@@ -168,6 +168,20 @@ pub async fn find_refresh_token(
     }))
 }
 
+/// Whether session `sid` is live at `now`: not ended (logout, reuse, revocation, a disabled
+/// account) and within its absolute lifetime.
+#[tracing::instrument(skip(pool), err(level = "debug"))]
+pub async fn is_live(pool: &AnyPool, sid: &str, now: i64) -> Result<bool, sqlx::Error> {
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sessions WHERE sid = $1 AND revoked_at IS NULL AND expires_at > $2",
+    )
+    .bind(sid)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    Ok(live > 0)
+}
+
 /// The refresh token that replaces a redeemed one.
 #[derive(Debug)]
 pub struct NextRefreshToken<'a> {

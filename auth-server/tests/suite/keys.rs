@@ -139,7 +139,12 @@ async fn discovery_documents_list_what_exists_and_are_cacheable() {
     assert_eq!(metadata["token_endpoint"], format!("{}/oauth2/token", app.url));
     assert_eq!(
         metadata["grant_types_supported"],
-        serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+        serde_json::json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     // Every endpoint the metadata advertises answers (not 404).
     for field in

@@ -17,3 +17,4 @@ mod operations;
 mod sessions;
 mod store;
 mod throttle;
+mod token_exchange;

@@ -178,6 +178,10 @@ async fn the_token_form_documents_every_advertised_grant_with_its_own_parameters
     }
     assert!(documented["refresh_token"].contains(&"refresh_token".to_owned()), "{documented:?}");
     assert!(documented["client_credentials"].contains(&"audience".to_owned()), "{documented:?}");
+    let exchange = &documented["urn:ietf:params:oauth:grant-type:token-exchange"];
+    for parameter in ["subject_token", "subject_token_type", "audience", "resource", "scope"] {
+        assert!(exchange.contains(&parameter.to_owned()), "{parameter}: {documented:?}");
+    }
 }
 
 /// DESIGN.md "CORS": discovery, the key set, token, revocation and userinfo answer the listed

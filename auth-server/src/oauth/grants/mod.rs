@@ -8,6 +8,7 @@
 pub(crate) mod authorization_code;
 pub(crate) mod client_credentials;
 pub(crate) mod refresh_token;
+pub(crate) mod token_exchange;
 
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -28,6 +29,11 @@ pub enum GrantRequest {
     RefreshToken(refresh_token::RefreshTokenParams),
     /// A service token for an authenticated client (RFC 6749 §4.4).
     ClientCredentials(client_credentials::ClientCredentialsParams),
+    /// A user's access token, exchanged by an authenticated client for one to call another
+    /// service on the user's behalf (RFC 8693), by the URN the RFC names it with.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    #[strum(serialize = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange(token_exchange::TokenExchangeParams),
 }
 
 /// The `grant_type` values the token endpoint accepts, in the order of [`GrantRequest`].
@@ -56,6 +62,8 @@ impl GrantRequest {
             Self::RefreshToken(params) => refresh_token::grant(state, client.or(public_client), params).await,
             // A public client has no secret to prove it is the service it claims to be.
             Self::ClientCredentials(params) => client_credentials::grant(state, client, params).await,
+            // Acting for a user takes a client that proves who it is (RFC 8693 §2.1).
+            Self::TokenExchange(params) => token_exchange::grant(state, client, params).await,
         }
     }
 }
@@ -70,6 +78,9 @@ impl OAuthParams for GrantRequest {
             (Some(_), Some(_)) => Err(OAuthError::InvalidRequest("parameter grant_type repeated".into())),
             (Some(grant_type), None) if !supported().contains(&grant_type.as_str()) => {
                 Err(OAuthError::UnsupportedGrantType)
+            }
+            (Some(grant_type), None) if grant_type == token_exchange::GRANT_TYPE => {
+                token_exchange::precheck(pairs)
             }
             (Some(_), None) => Ok(()),
         }
@@ -88,7 +99,16 @@ mod tests {
     fn every_supported_name_deserializes_to_the_variant_of_that_name() {
         // serde (the form) and strum (the names) both derive the names from the variants; this
         // holds them to the same spelling. Each variant's parameters are filled with "x".
-        let fields = ["refresh_token", "scope", "audience", "code", "redirect_uri", "code_verifier"];
+        let fields = [
+            "refresh_token",
+            "scope",
+            "audience",
+            "code",
+            "redirect_uri",
+            "code_verifier",
+            "subject_token",
+            "subject_token_type",
+        ];
         for name in supported() {
             let mut form = vec![("grant_type", *name)];
             form.extend(fields.iter().map(|field| (*field, "x")));
@@ -97,7 +117,10 @@ mod tests {
                     .unwrap_or_else(|error| panic!("{name}: {error}"));
             assert_eq!(parsed.grant_type(), *name);
         }
-        assert_eq!(supported(), ["authorization_code", "refresh_token", "client_credentials"]);
+        assert_eq!(
+            supported(),
+            ["authorization_code", "refresh_token", "client_credentials", token_exchange::GRANT_TYPE]
+        );
     }
 
     #[test]
