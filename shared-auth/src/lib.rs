@@ -9,7 +9,9 @@
 //! - [`Revocations`]: the signed revocation list, polled and cached the same way.
 //! - [`Authenticated`] / [`AuthenticatedUser`]: axum extractors with RFC 6750 rejections, and
 //!   [`ProtectedResponses`], the OpenAPI description of those rejections.
-//! - [`ServiceTokenClient`]: client-credentials tokens for calls to other services.
+//! - [`ServiceTokenClient`]: tokens for calls to other services: the service's own (client
+//!   credentials) and, for a call on a user's behalf, the user's token exchanged for one meant
+//!   for the other service (RFC 8693), cached per user token.
 //!
 //! The platform's services wire this up through the `service-kit` crate; see the README of this
 //! crate and `examples/` for using it alone.

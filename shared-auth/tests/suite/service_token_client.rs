@@ -393,3 +393,173 @@ async fn a_token_endpoint_on_another_origin_never_gets_the_credentials() {
     );
     assert!(token_requests(&elsewhere).await.is_empty(), "the secret went to another origin");
 }
+
+// Token exchange (RFC 8693): `exchange(user_token, audience)`.
+
+const EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// Serves `access_token` to the next `times` exchanges of `user_token`.
+async fn mount_exchange(
+    server: &MockServer,
+    user_token: &str,
+    access_token: &str,
+    expires_in: u64,
+    times: u64,
+) {
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .and(wiremock::matchers::body_string_contains(format!("subject_token={user_token}&")))
+        .respond_with(token_response(access_token, expires_in))
+        .up_to_n_times(times)
+        .mount(server)
+        .await;
+}
+
+fn form_of(request: &wiremock::Request) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes(&request.body).unwrap()
+}
+
+#[tokio::test]
+async fn an_exchange_sends_the_user_token_as_subject_with_the_clients_credentials() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    mount_exchange(&server, "user-token-1", "exchanged-1", 900, 1).await;
+    let client = client_for(&server);
+
+    let token = client.exchange("user-token-1", "users-service").await.unwrap();
+
+    assert_eq!(token.expose_secret(), "exchanged-1");
+    let requests = token_requests(&server).await;
+    let form = form_of(&requests[0]);
+    let expected_credentials = STANDARD.encode(format!("{CLIENT_ID}:p%40ss+word%3A%2F%26%3D"));
+    assert_eq!(requests[0].headers["authorization"], format!("Basic {expected_credentials}").as_str());
+    for (name, value) in [
+        ("grant_type", EXCHANGE_GRANT),
+        ("subject_token", "user-token-1"),
+        ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ("audience", "users-service"),
+    ] {
+        assert!(form.contains(&(name.into(), value.into())), "{name}: {form:?}");
+    }
+    assert!(
+        form.iter().all(|(name, _)| name != "scope" && name != "client_secret"),
+        "the scope is the server's to cut down; the secret goes only in Basic: {form:?}"
+    );
+}
+
+#[tokio::test]
+async fn exchanged_tokens_are_cached_per_user_token_and_audience_apart_from_the_service_token() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    mount_exchange(&server, "alice", "for-alice", 900, 1).await;
+    mount_exchange(&server, "bob", "for-bob", 900, 1).await;
+    mount_exchange(&server, "alice", "for-alice-at-billing", 900, 1).await;
+    mount_token(&server, "own-token", 900, 1).await;
+    let client = client_for(&server);
+
+    let alice = client.exchange("alice", "users-service").await.unwrap();
+    let alice_again = client.exchange("alice", "users-service").await.unwrap();
+    let bob = client.exchange("bob", "users-service").await.unwrap();
+    let alice_billing = client.exchange("alice", "billing").await.unwrap();
+    let own = client.token().await.unwrap();
+
+    assert_eq!(alice.expose_secret(), "for-alice");
+    assert_eq!(alice_again.expose_secret(), "for-alice", "served from the cache");
+    assert_eq!(bob.expose_secret(), "for-bob");
+    assert_eq!(alice_billing.expose_secret(), "for-alice-at-billing");
+    assert_eq!(own.expose_secret(), "own-token");
+    assert_eq!(token_requests(&server).await.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_exchanges_of_one_user_token_share_one_request() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(token_response("shared-exchanged", 900).set_delay(Duration::from_millis(300)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = client_for(&server);
+
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.exchange("user-token", "users-service").await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for caller in callers {
+        tokens.push(caller.await.unwrap().unwrap().expose_secret().to_owned());
+    }
+
+    assert!(tokens.iter().all(|token| token == "shared-exchanged"), "{tokens:?}");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn an_exchanged_token_is_renewed_shortly_before_it_expires() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    // A user token with 100 s left: the exchanged one lives 100 s, renewed from 90 s on.
+    mount_exchange(&server, "user-token", "exchanged-1", 100, 1).await;
+    mount_exchange(&server, "user-token", "exchanged-2", 10, 1).await;
+    let (client, manual) = client_on_manual_clock(settings_for(&server));
+    client.exchange("user-token", "users-service").await.unwrap();
+
+    manual.advance(Duration::from_secs(89));
+    let before_renewal = client.exchange("user-token", "users-service").await.unwrap();
+    manual.advance(Duration::from_secs(1));
+    let renewed = client.exchange("user-token", "users-service").await.unwrap();
+
+    assert_eq!(before_renewal.expose_secret(), "exchanged-1");
+    assert_eq!(renewed.expose_secret(), "exchanged-2");
+}
+
+#[tokio::test]
+async fn while_the_auth_server_is_unreachable_a_cached_exchanged_token_is_used_until_it_expires() {
+    let server = MockServer::builder().start().await;
+    let uri = server.uri();
+    mount_discovery(&server).await;
+    mount_exchange(&server, "user-token", "exchanged-1", 900, 1).await;
+    let (client, manual) = client_on_manual_clock(settings_for(&server));
+    client.exchange("user-token", "users-service").await.unwrap();
+    drop(server);
+    wait_until_down(&uri).await;
+
+    // Past the renewal time (840 s), before the expiry (900 s).
+    manual.advance(Duration::from_secs(850));
+    let during_outage = client.exchange("user-token", "users-service").await;
+    let never_exchanged = client.exchange("another-user-token", "users-service").await;
+    manual.advance(Duration::from_secs(50));
+    let after_expiry = client.exchange("user-token", "users-service").await;
+
+    assert_eq!(during_outage.unwrap().expose_secret(), "exchanged-1");
+    assert!(matches!(never_exchanged, Err(ServiceTokenError::Fetch(FetchError::Unreachable(_)))));
+    assert!(matches!(after_expiry, Err(ServiceTokenError::Fetch(FetchError::Unreachable(_)))));
+}
+
+#[tokio::test]
+async fn a_refused_exchange_is_an_error_even_while_an_exchanged_token_is_cached() {
+    let server = MockServer::start().await;
+    mount_discovery(&server).await;
+    mount_exchange(&server, "user-token", "exchanged-1", 900, 1).await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({ "error": "invalid_grant" })))
+        .mount(&server)
+        .await;
+    let (client, manual) = client_on_manual_clock(settings_for(&server));
+    client.exchange("user-token", "users-service").await.unwrap();
+
+    // The user logged out: at renewal the auth server refuses their token.
+    manual.advance(Duration::from_secs(850));
+    let refused = client.exchange("user-token", "users-service").await;
+    let next = client.exchange("user-token", "users-service").await;
+
+    assert!(matches!(&refused, Err(ServiceTokenError::Refused(detail)) if detail.contains("invalid_grant")));
+    assert!(matches!(next, Err(ServiceTokenError::Refused(_))), "the refused token is not served again");
+    assert_eq!(token_requests(&server).await.len(), 3, "each call after the refusal asks again");
+}
