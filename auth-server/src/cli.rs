@@ -163,7 +163,7 @@ pub async fn disable_user(state: &AppState, username: &str) -> anyhow::Result<us
     Ok(ended)
 }
 
-/// Demo accounts and the orders-service client, created only if missing.
+/// Demo accounts, the orders-service client and the browser clients, created only if missing.
 pub async fn demo_seed(state: &AppState, client_secret: &SecretString) -> anyhow::Result<()> {
     let accounts = [("demo", "demo-password", vec![]), ("admin", "admin-password", vec!["admin".to_owned()])];
     for (name, password, roles) in accounts {
@@ -176,14 +176,8 @@ pub async fn demo_seed(state: &AppState, client_secret: &SecretString) -> anyhow
         }
     }
     if store::clients::find(&state.pool, "orders-service").await?.is_none() {
-        clients::create(
-            &state.pool,
-            "orders-service",
-            client_secret,
-            &["users:read".to_owned()],
-            &["users-service".to_owned()],
-        )
-        .await?;
+        clients::register(&state.pool, "orders-service", client_secret, &orders_service_registration())
+            .await?;
         println!("created client orders-service");
     }
     for (client_id, redirect_uris, post_logout) in demo_browser_clients() {
@@ -205,6 +199,20 @@ pub async fn demo_seed(state: &AppState, client_secret: &SecretString) -> anyhow
         }
     }
     Ok(())
+}
+
+/// orders-service reads a customer's profile on the customer's behalf: it exchanges the
+/// customer's access token for one with `aud: users-service` (token exchange), which
+/// users-service authorises as the customer. So the client needs no `users:read` (anyone's
+/// profile) for itself; its `--scope` bounds what an exchanged token may carry, and
+/// `profile:read` is all the lookup needs.
+fn orders_service_registration() -> clients::Registration {
+    clients::Registration {
+        scopes: vec!["profile:read".to_owned()],
+        audiences: vec!["users-service".to_owned()],
+        exchange_audiences: vec!["users-service".to_owned()],
+        ..clients::Registration::default()
+    }
 }
 
 /// The public, first-party browser clients of the demo (DESIGN.md "Clients"): the demo web

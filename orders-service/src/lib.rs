@@ -1,6 +1,7 @@
 //! orders-service: a user's orders. Tokens are verified locally with shared-auth; the
-//! customer's display name comes from users-service, called with this service's own
-//! client-credentials token, and is optional: with users-service down, orders still work.
+//! customer's display name comes from users-service, called on the customer's behalf with the
+//! customer's token exchanged for one meant for users-service (RFC 8693 token exchange), and
+//! is optional: with users-service or the auth server down, orders still work.
 
 pub mod orders;
 pub mod settings;

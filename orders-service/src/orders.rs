@@ -1,11 +1,12 @@
 //! `/v1/orders`: create and read the caller's orders.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use service_kit::problem::{AppJson, AppPath, Problem};
 use service_kit::{ProtectedResponses, ServiceError as ApiError};
 use shared_auth::UserScoped;
+use shared_auth::extract::bearer_token_in;
 use shared_auth::time::unix_now_i64;
 use sqlx::{AnyPool, Row as _};
 use utoipa::ToSchema;
@@ -162,7 +163,8 @@ async fn list_for(pool: &AnyPool, user_id: &str) -> Result<Vec<Order>, sqlx::Err
 // token's claims and the request body out; the ids are added as fields.
 
 /// Places an order for the caller. The customer's display name is looked up in users-service
-/// with this service's own token; if that fails the order is still created.
+/// on the customer's behalf, with the caller's token exchanged for one meant for users-service
+/// (RFC 8693); if that fails the order is still created.
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", security(("bearer" = ["orders:write"])),
     request_body = NewOrder,
     responses(
@@ -175,11 +177,16 @@ async fn list_for(pool: &AnyPool, user_id: &str) -> Result<Vec<Order>, sqlx::Err
 async fn create_order(
     State(state): State<AppState>,
     user: UserScoped<OrdersWrite>,
+    headers: HeaderMap,
     AppJson(order): AppJson<NewOrder>,
 ) -> Result<(StatusCode, AppJson<Order>), ApiError> {
     let item = Item::try_from(order.item.as_str())?;
     let quantity = Quantity::try_from(order.quantity)?;
-    let customer_name = state.users.display_name(&user.sub, user.preferred_username.as_deref()).await;
+    // The token the extractor just verified, to be exchanged for the call to users-service.
+    let customer_name = match bearer_token_in(&headers) {
+        Ok(Some(token)) => state.users.display_name(token, &user.sub).await,
+        _ => None,
+    };
     let order = Order {
         id: uuid::Uuid::now_v7().to_string(),
         user_id: user.sub.clone(),

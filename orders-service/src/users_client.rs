@@ -1,12 +1,20 @@
-//! The call to users-service for a customer's display name, with orders-service's own
-//! client-credentials token. Best effort: any failure yields `None` and the order is created.
+//! The call to users-service for a customer's display name, made on the customer's behalf: the
+//! customer's access token is exchanged (RFC 8693) for one meant for users-service, which
+//! authorises it as the customer reading their own profile. orders-service needs no right of
+//! its own to read anyone's profile. Best effort: any failure yields `None` and the order is
+//! created.
 
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use shared_auth::fetch::{HttpClientError, bounded_client};
 use shared_auth::{ServiceTokenClient, ServiceTokenSettings};
+
+/// The audience users-service verifies (its `AUTH_AUDIENCE`): what the customer's token is
+/// exchanged for, and what orders-service's client must be registered to obtain
+/// (`--exchange-audience users-service`).
+pub const USERS_SERVICE_AUDIENCE: &str = "users-service";
 
 /// Fetches display names from users-service.
 #[derive(Debug, Clone)]
@@ -22,7 +30,7 @@ struct Profile {
 }
 
 impl UsersClient {
-    /// A client for `base_url`, authenticating as `client_id` when a secret is configured.
+    /// A client for `base_url`, exchanging tokens as `client_id` when a secret is configured.
     pub fn new(
         base_url: &str,
         issuer: &str,
@@ -36,7 +44,9 @@ impl UsersClient {
                     issuer: issuer.to_owned(),
                     client_id: client_id.to_owned(),
                     client_secret,
-                    scope: Some("users:read".into()),
+                    // The client-credentials token is not used (every call here is made for a
+                    // user); an exchanged token's scope is bounded by the client's registration.
+                    scope: None,
                     timeout,
                 })
             })
@@ -45,28 +55,26 @@ impl UsersClient {
         Ok(Self { http, base_url: base_url.trim_end_matches('/').to_owned(), tokens })
     }
 
-    /// The display name of user `id`, or `None` if it cannot be had right now. A user who has
-    /// no profile yet has never changed their display name, which defaults to the username:
-    /// `username` is returned then.
+    /// The display name of user `id`, read with the user's own access token `user_token`
+    /// exchanged for users-service, or `None` if it cannot be had right now. The exchanged
+    /// token is cached per user token, so while the auth server is down a customer who
+    /// ordered before still gets their name.
     // Inside the handler's span, so only at debug. `skip_all`: `self` holds the token client
-    // (and with it the client secret); the username is not needed to find a failure.
+    // (and with it the client secret), and `user_token` is a credential.
     #[tracing::instrument(level = "debug", name = "fetch_display_name", skip_all, fields(user_id = %id))]
-    pub async fn display_name(&self, id: &str, username: Option<&str>) -> Option<String> {
+    pub async fn display_name(&self, user_token: &str, id: &str) -> Option<String> {
         let tokens = self.tokens.as_ref()?;
-        let url = format!("{}/v1/users/{id}", self.base_url);
-        let request = match tokens.authorize(self.http.get(url)).await {
-            Ok(request) => request,
+        let token = match tokens.exchange(user_token, USERS_SERVICE_AUDIENCE).await {
+            Ok(token) => token,
             Err(error) => {
-                tracing::warn!(%error, "no service token; creating the order without a customer name");
+                tracing::warn!(%error, "no token for users-service; creating the order without a customer name");
                 return None;
             }
         };
-        match request.send().await {
+        let url = format!("{}/v1/users/{id}", self.base_url);
+        match self.http.get(url).bearer_auth(token.expose_secret()).send().await {
             Ok(response) if response.status().is_success() => {
                 response.json::<Profile>().await.ok().map(|profile| profile.display_name)
-            }
-            Ok(response) if response.status() == reqwest::StatusCode::NOT_FOUND => {
-                username.map(str::to_owned)
             }
             Ok(response) => {
                 tracing::warn!(status = %response.status(), "users-service refused the profile lookup");

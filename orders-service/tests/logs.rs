@@ -1,5 +1,6 @@
-//! orders-service's client secret and the tokens it handles never reach the logs, with every
-//! event and every span (fields included) captured at TRACE. Alone in its test binary:
+//! orders-service's client secret and the tokens it handles (the customer's, and the one it
+//! exchanges it for) never reach the logs, with every event and every span (fields included)
+//! captured at TRACE. Alone in its test binary:
 //! `tracing` caches per call site whether anyone listens, so a thread-local subscriber in a
 //! binary whose other tests run on threads without one can miss events.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -79,14 +80,16 @@ async fn the_client_secret_and_the_tokens_never_reach_the_logs() {
     let fetched = client.get(order_path).bearer_auth(&token).send().await.unwrap();
 
     assert_eq!(order["customer_name"], "carla", "the name came from users-service: {order}");
-    assert_eq!(issuer.token_requests(), 1, "one service token was fetched");
+    assert_eq!(issuer.exchange_requests(), 1, "the customer's token was exchanged once");
     assert_eq!(fetched.status(), 200);
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     for span in [
         "create_order{user_id=cust-1",
         "fetch_display_name{user_id=cust-1}",
-        "fetch_service_token{client_id=orders-service",
-        "get_user{user_id=orders-service client_id=orders-service",
+        "exchange_token{client_id=orders-service audience=users-service}",
+        // users-service serves the customer, and names the service acting for them.
+        "get_user{user_id=cust-1 client_id=orders-service",
+        "request on behalf of the user actor=\"orders-service\"",
         "get_order{user_id=cust-1",
     ] {
         assert!(logs.contains(span), "the capture did not see the span {span}");
@@ -96,7 +99,7 @@ async fn the_client_secret_and_the_tokens_never_reach_the_logs() {
         ("the client secret", CLIENT_SECRET),
         ("the HTTP Basic credentials", basic_credentials.as_str()),
         ("the user's access token", token.as_str()),
-        // Every JWT starts so: this catches the service token too, whose value the test never sees.
+        // Every JWT starts so: this catches the exchanged token too, whose value the test never sees.
         ("a JWT", "eyJ"),
     ];
     for (what, secret) in secrets {

@@ -81,10 +81,14 @@ testkit::on_both_backends! {
         assert_eq!(order["user_id"], "cust-1");
         assert_eq!(order["quantity"], 2);
         assert_eq!(order["customer_name"], "carla");
-        assert_eq!(app.issuer.token_requests(), 1, "orders-service fetched one service token");
+        assert_eq!(app.issuer.exchange_requests(), 1, "orders-service exchanged the customer's token");
+        assert_eq!(app.issuer.token_requests(), 0, "and needed no service token of its own");
 
         app.create(&token, &json!({"item": "tea", "quantity": 1})).await;
-        assert_eq!(app.issuer.token_requests(), 1, "the service token is cached");
+        assert_eq!(app.issuer.exchange_requests(), 1, "the exchanged token is cached per user token");
+        let other = app.create(&app.user("cust-2", "colin"), &json!({"item": "tea", "quantity": 1})).await;
+        assert_eq!(other.json::<Value>().await.unwrap()["customer_name"], "colin");
+        assert_eq!(app.issuer.exchange_requests(), 2, "another customer's token is exchanged for them");
         let list: Vec<Value> = app.get("/v1/orders", &token).await.json().await.unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0]["item"], "tea", "newest first");
@@ -130,6 +134,19 @@ async fn with_users_service_down_the_order_is_still_created_without_a_name() {
     assert_eq!(created.status(), 201);
     let order: Value = created.json().await.unwrap();
     assert_eq!(order["customer_name"], Value::Null);
+}
+
+#[tokio::test]
+async fn when_the_exchange_is_refused_the_order_is_still_created_without_a_name() {
+    let app = TestApp::start(TestDatabase::sqlite(), true).await;
+    app.issuer.refuse_exchanges(true);
+
+    let created = app.create(&app.user("f", "fred"), &json!({"item": "kettle", "quantity": 1})).await;
+
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.json::<Value>().await.unwrap()["customer_name"], Value::Null);
+    assert_eq!(app.issuer.exchange_requests(), 1);
+    assert_eq!(app.issuer.token_requests(), 0, "no fallback to a service token of its own");
 }
 
 #[tokio::test]

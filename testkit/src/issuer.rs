@@ -1,15 +1,17 @@
-//! A stand-in auth server: publishes discovery, a key set and an (empty) revocation list, and
-//! signs whatever claims a test asks for. A test that forges tokens byte by byte can have it
+//! A stand-in auth server: publishes discovery, a key set and an (empty) revocation list,
+//! signs whatever claims a test asks for, and answers client-credentials and token-exchange
+//! requests. A test that forges tokens byte by byte can have it
 //! publish keys the test holds as well ([`FakeIssuer::start_publishing`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use shared_auth::AccessClaims;
-use shared_auth::claims::ACCESS_TOKEN_TYPE;
+use shared_auth::claims::{ACCESS_TOKEN_TYPE, Actor};
 use shared_auth::jws::{self, Algorithm, Jwk, JwkSet, SigningKey};
 use shared_auth::revocation::{REVOCATION_LIST_TYPE, RevocationList};
 use shared_auth::time::unix_now_i64;
@@ -35,6 +37,8 @@ struct Inner {
     published: Vec<Jwk>,
     jwks_fetches: AtomicUsize,
     token_requests: AtomicUsize,
+    exchange_requests: AtomicUsize,
+    refusing_exchanges: AtomicBool,
 }
 
 impl FakeIssuer {
@@ -68,6 +72,8 @@ impl FakeIssuer {
                 published,
                 jwks_fetches: AtomicUsize::new(0),
                 token_requests: AtomicUsize::new(0),
+                exchange_requests: AtomicUsize::new(0),
+                refusing_exchanges: AtomicBool::new(false),
             }),
         };
         let router = Router::new()
@@ -97,6 +103,17 @@ impl FakeIssuer {
     /// How many client-credentials tokens were issued.
     pub fn token_requests(&self) -> usize {
         self.inner.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many token exchanges were answered (refused ones included).
+    pub fn exchange_requests(&self) -> usize {
+        self.inner.exchange_requests.load(Ordering::SeqCst)
+    }
+
+    /// From now on, answer every token exchange with `invalid_grant` (or, with `false`, issue
+    /// tokens again), as the auth server does for a revoked or expired user token.
+    pub fn refuse_exchanges(&self, refuse: bool) {
+        self.inner.refusing_exchanges.store(refuse, Ordering::SeqCst);
     }
 
     /// Claims of a valid user token for `audience`, to adjust before [`sign`](Self::sign).
@@ -161,25 +178,90 @@ async fn revocations(State(issuer): State<FakeIssuer>) -> String {
     jws::sign_compact(&issuer.inner.key, &issuer.inner.kid, REVOCATION_LIST_TYPE, &list).unwrap()
 }
 
-/// Issues a `users:read` service token for `users-service` to any client-credentials request.
-async fn token(State(issuer): State<FakeIssuer>, body: String) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    if !body.contains("grant_type=client_credentials") {
-        return (
-            axum::http::StatusCode::BAD_REQUEST,
-            axum::Json(serde_json::json!({"error": "unsupported_grant_type"})),
-        )
-            .into_response();
+/// Answers the token endpoint: a `users:read` service token for `users-service` to any
+/// client-credentials request, and to a token exchange the subject token's user (`sub`,
+/// `sid`, name, roles, scope) for the one requested audience, with `act` naming the client of
+/// the HTTP Basic credentials. Nothing is authenticated or verified: it is a stand-in.
+async fn token(
+    State(issuer): State<FakeIssuer>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Form(form): axum::extract::Form<HashMap<String, String>>,
+) -> axum::response::Response {
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {
+            issuer.inner.token_requests.fetch_add(1, Ordering::SeqCst);
+            let claims = issuer.service_claims("orders-service", "users:read", "users-service");
+            token_response(&issuer.sign(&claims), &claims, None)
+        }
+        Some(TOKEN_EXCHANGE_GRANT) => {
+            issuer.inner.exchange_requests.fetch_add(1, Ordering::SeqCst);
+            match exchanged_claims(&issuer, &headers, &form) {
+                Some(claims) => token_response(&issuer.sign(&claims), &claims, Some(ACCESS_TOKEN_TOKEN_TYPE)),
+                None => oauth_error("invalid_grant"),
+            }
+        }
+        _ => oauth_error("unsupported_grant_type"),
     }
-    issuer.inner.token_requests.fetch_add(1, Ordering::SeqCst);
-    let claims = issuer.service_claims("orders-service", "users:read", "users-service");
-    axum::Json(serde_json::json!({
-        "access_token": issuer.sign(&claims),
+}
+
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// The claims of the token a token exchange issues, or `None` to refuse it.
+fn exchanged_claims(
+    issuer: &FakeIssuer,
+    headers: &axum::http::HeaderMap,
+    form: &HashMap<String, String>,
+) -> Option<AccessClaims> {
+    if issuer.inner.refusing_exchanges.load(Ordering::SeqCst) {
+        return None;
+    }
+    let subject = jws::split_compact(form.get("subject_token")?).ok()?;
+    let subject: AccessClaims = serde_json::from_slice(&subject.payload).ok()?;
+    let client_id = basic_client_id(headers)?;
+    let now = unix_now_i64();
+    Some(AccessClaims {
+        aud: vec![form.get("audience").or_else(|| form.get("resource"))?.clone()],
+        iat: now,
+        nbf: Some(now),
+        exp: subject.exp.min(now + 900),
+        jti: uuid::Uuid::new_v4().simple().to_string(),
+        act: Some(Actor { sub: client_id.clone(), act: subject.act.clone().map(Box::new) }),
+        client_id,
+        ..subject
+    })
+}
+
+/// The client id of `Authorization: Basic`.
+fn basic_client_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(value.strip_prefix("Basic ")?).ok()?;
+    let (client_id, _) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some(client_id.to_owned())
+}
+
+fn token_response(
+    access_token: &str,
+    claims: &AccessClaims,
+    issued_token_type: Option<&str>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut body = serde_json::json!({
+        "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": 900,
-        "scope": "users:read",
-    }))
-    .into_response()
+        "expires_in": claims.exp.saturating_sub(unix_now_i64()).max(0),
+        "scope": claims.scope,
+    });
+    if let Some(issued_token_type) = issued_token_type {
+        body["issued_token_type"] = issued_token_type.into();
+    }
+    axum::Json(body).into_response()
+}
+
+fn oauth_error(error: &str) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (axum::http::StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": error }))).into_response()
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ shared_auth::scope!(
     pub ProfileWrite = "profile:write"
 );
 shared_auth::scope!(
-    /// Read anyone's profile (orders-service's service token has it).
+    /// Read anyone's profile, for a service acting on its own (no user). orders-service does
+    /// not need it: it reads a customer's profile as the customer, with an exchanged token.
     pub UsersRead = "users:read"
 );
 
@@ -149,6 +150,15 @@ async fn list(pool: &AnyPool, limit: i64, offset: i64) -> Result<Vec<Profile>, s
 // them (no line of their own). `skip_all` keeps the state, the token's claims and the request
 // body out; the ids are added as fields.
 
+/// A token obtained by token exchange is the user's, with the service that exchanged it as
+/// `act`. It is authorised as the user, like any user token; the actor is logged at info, so
+/// that what a service did for a user can be told apart from what the user did.
+fn note_actor(claims: &AccessClaims) {
+    if let Some(actor) = claims.actor() {
+        tracing::info!(actor, "request on behalf of the user");
+    }
+}
+
 /// The caller's own profile (created on first request).
 #[utoipa::path(get, path = "/v1/users/me", tag = "users", security(("bearer" = ["profile:read"])),
     responses(
@@ -159,6 +169,7 @@ async fn get_me(
     State(pool): State<AnyPool>,
     user: UserScoped<ProfileRead>,
 ) -> Result<AppJson<Profile>, ApiError> {
+    note_actor(&user);
     Ok(AppJson(find_or_create(&pool, &user).await?))
 }
 
@@ -177,13 +188,15 @@ async fn update_me(
     user: UserScoped<ProfileWrite>,
     AppJson(update): AppJson<ProfileUpdate>,
 ) -> Result<AppJson<Profile>, ApiError> {
+    note_actor(&user);
     let display_name = DisplayName::try_from(update.display_name.as_str())?;
     find_or_create(&pool, &user).await?;
     update_display_name(&pool, &user.sub, &display_name).await?;
     Ok(AppJson(find(&pool, &user.sub).await?.ok_or(ApiError::NotFound)?))
 }
 
-/// One profile: the caller's own (scope `profile:read`), or any with scope `users:read` (a
+/// One profile: the caller's own (scope `profile:read`; also a service calling on the user's
+/// behalf with an exchanged token, whose `act` names it), or any with scope `users:read` (a
 /// service) or role `admin` with `profile:read`.
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users",
     security(("bearer" = ["profile:read"]), ("bearer" = ["users:read"])),
@@ -198,6 +211,7 @@ async fn get_user(
     auth: Authenticated,
     AppPath(id): AppPath<String>,
 ) -> Result<AppJson<Profile>, ApiError> {
+    note_actor(&auth);
     if auth.sub == id && auth.is_user() {
         auth.require_scope(ProfileRead::SCOPE)?;
         return Ok(AppJson(find_or_create(&pool, &auth).await?));
@@ -238,6 +252,7 @@ async fn list_users(
     auth: UserScoped<ProfileRead>,
     AppQuery(page): AppQuery<Page>,
 ) -> Result<AppJson<Vec<Profile>>, ApiError> {
+    note_actor(&auth);
     auth.0.require_role("admin")?;
     let limit = i64::from(page.limit.unwrap_or(100).clamp(1, 500));
     let offset = i64::from(page.offset.unwrap_or(0));

@@ -106,6 +106,33 @@ testkit::on_both_backends! {
     }
 }
 
+/// A token orders-service obtained by token exchange: the customer's, with `act` naming the
+/// service, and only `profile:read` (what orders-service's client is registered for).
+fn exchanged_for(app: &TestApp, sub: &str, name: &str) -> String {
+    let mut claims = app.issuer.user_claims(sub, name, "users-service");
+    claims.client_id = "orders-service".into();
+    claims.scope = Some("profile:read".into());
+    claims.act = Some(shared_auth::claims::Actor { sub: "orders-service".into(), act: None });
+    app.issuer.sign(&claims)
+}
+
+#[tokio::test]
+async fn an_exchanged_token_reads_its_users_own_profile_and_nobody_elses() {
+    let app = TestApp::start(TestDatabase::sqlite()).await;
+    app.get("/v1/users/me", &app.user("other", "otto")).await;
+    let token = exchanged_for(&app, "cust-1", "carla");
+
+    let own = app.get("/v1/users/cust-1", &token).await;
+    let someone_else = app.get("/v1/users/other", &token).await;
+    let list = app.get("/v1/users", &token).await;
+
+    assert_eq!(own.status(), 200);
+    let profile: Value = own.json().await.unwrap();
+    assert_eq!((&profile["id"], &profile["display_name"]), (&json!("cust-1"), &json!("carla")));
+    assert_eq!(someone_else.status(), 403, "acting for carla gives no right to otto's profile");
+    assert_eq!(list.status(), 403);
+}
+
 #[tokio::test]
 async fn a_service_token_has_no_profile_of_its_own() {
     let app = TestApp::start(TestDatabase::sqlite()).await;

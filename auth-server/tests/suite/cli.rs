@@ -288,6 +288,11 @@ fn demo_seed_is_idempotent() {
     let (_, listed, _) = auth_server(dir.path(), &["clients", "list"], None);
     let listed: Vec<Value> = serde_json::from_str(&listed).unwrap();
     let client = |id: &str| listed.iter().find(|client| client["client_id"] == id).unwrap().clone();
+    // orders-service reads profiles as the customer, by token exchange: no users:read.
+    let orders = client("orders-service");
+    assert_eq!(orders["scopes"], serde_json::json!(["profile:read"]));
+    assert_eq!(orders["audiences"], serde_json::json!(["users-service"]));
+    assert_eq!(orders["exchange_audiences"], serde_json::json!(["users-service"]));
     let demo_web = client("demo-web");
     assert_eq!(demo_web["redirect_uris"], serde_json::json!(["http://127.0.0.1:8083/callback"]));
     assert_eq!((&demo_web["public"], &demo_web["first_party"]), (&Value::Bool(true), &Value::Bool(true)));
