@@ -15,6 +15,10 @@ use testkit::launch::{self, Launcher};
 
 pub use proxy::{Fault, FaultProxy};
 
+/// The secret `auth-server demo-seed` registers orders-service's client with in a test stack
+/// (orders-service gets it as `CLIENT_SECRET`), for tests that act as orders-service.
+pub const ORDERS_CLIENT_SECRET: &str = "e2e-orders-client-secret";
+
 /// Settings of a test stack.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -70,7 +74,7 @@ impl Stack {
     pub async fn start(options: StackOptions) -> Self {
         let services = Services::committed();
         let data = tempfile::tempdir().unwrap();
-        let secret = SecretString::from("e2e-orders-client-secret");
+        let secret = SecretString::from(ORDERS_CLIENT_SECRET);
         let launcher = Launcher::new(
             services.clone(),
             launch::workspace_binaries(services).unwrap(),

@@ -32,7 +32,7 @@ fn kid_of(token: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_user_registers_logs_in_and_orders_with_the_display_name_fetched_by_service_token() {
+async fn a_user_registers_logs_in_and_orders_with_the_display_name_fetched_on_their_behalf() {
     let stack = Stack::start(StackOptions::default()).await;
     let token = access(&logged_in(&stack, "alice").await);
 
@@ -52,7 +52,10 @@ async fn a_user_registers_logs_in_and_orders_with_the_display_name_fetched_by_se
     let created = stack.order(&token, "coffee beans").await;
     assert_eq!(created.status(), 201);
     let order: Value = created.json().await.unwrap();
-    assert_eq!(order["customer_name"], "Alice Liddell", "fetched from users-service with a service token");
+    assert_eq!(
+        order["customer_name"], "Alice Liddell",
+        "fetched from users-service with alice's token exchanged for users-service"
+    );
 
     let orders: Vec<Value> =
         stack.get(&format!("{}/v1/orders", stack.orders_url()), &token).await.json().await.unwrap();
@@ -64,7 +67,11 @@ async fn a_user_registers_logs_in_and_orders_with_the_display_name_fetched_by_se
 async fn with_the_auth_server_killed_both_services_serve_a_steady_stream_for_ten_seconds_without_failure() {
     let mut stack = Stack::start(StackOptions::default()).await;
     let token = access(&logged_in(&stack, "bruno").await);
-    assert_eq!(stack.order(&token, "before").await.status(), 201);
+    let before = stack.order(&token, "before").await;
+    assert_eq!(before.status(), 201);
+    assert_eq!(before.json::<Value>().await.unwrap()["customer_name"], "bruno");
+    // Logged in before the outage, but never served by orders-service: nothing exchanged yet.
+    let newcomer = access(&logged_in(&stack, "nadia").await);
 
     stack.kill_auth().await;
     let report =
@@ -73,10 +80,15 @@ async fn with_the_auth_server_killed_both_services_serve_a_steady_stream_for_ten
 
     assert!(report.requests >= 500, "too few requests to mean anything: {}", report.requests);
     assert_eq!(report.failures, 0, "{:?}", report.unexpected);
-    // Writes keep working too (the order's name comes from users-service with the cached
-    // service token).
+    // Writes keep working too: the order's name comes from users-service with the token
+    // exchanged for bruno before the outage, still cached.
     let created = stack.order(&token, "during the outage").await;
     assert_eq!(created.status(), 201);
+    assert_eq!(created.json::<Value>().await.unwrap()["customer_name"], "bruno");
+    // Nothing to exchange nadia's token with: her order is taken, without the name.
+    let uncached = stack.order(&newcomer, "first order, during the outage").await;
+    assert_eq!(uncached.status(), 201);
+    assert_eq!(uncached.json::<Value>().await.unwrap()["customer_name"], Value::Null);
 }
 
 #[tokio::test]
