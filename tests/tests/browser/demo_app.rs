@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{
     Browser, DEMO_USER, Platform, PlatformOptions, Request, STEP_TIMEOUT, log_in_on_the_hosted_page,
+    wait_for_the_app_session,
 };
 
 /// Short, so the test can wait for expiry; long enough for the outage part to run on one token.
@@ -63,15 +64,7 @@ async fn the_demo_app_logs_in_keeps_working_through_an_auth_outage_refreshes_and
     browser.screenshot("login-page").await;
     log_in_on_the_hosted_page(&browser, &auth, DEMO_USER).await;
     let logged_in_at = Instant::now();
-    browser
-        .wait_until("back in the app, logged in", "return isShown(document.getElementById('session'))")
-        .await;
-    browser
-        .wait_until(
-            "the profile",
-            "return document.getElementById('profile-username').textContent === 'demo'",
-        )
-        .await;
+    wait_for_the_app_session(&browser, DEMO_USER.0).await;
     assert_eq!(browser.current_url().await, format!("{web}/"), "code and state left the address bar");
     browser.fill("#display-name-input", "Demo in a browser").await;
     browser.click("#save-display-name").await;

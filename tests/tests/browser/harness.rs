@@ -462,21 +462,38 @@ impl Browser {
     }
 }
 
+/// Waits until the browser shows the auth server's login page.
+pub(crate) async fn wait_for_the_hosted_page(browser: &Browser, auth_url: &str) {
+    browser
+        .wait_until(
+            "the hosted login page",
+            &format!(
+                "return location.href.startsWith({auth_url:?}) && !!document.querySelector('input[type=password]')"
+            ),
+        )
+        .await;
+}
+
+/// Waits until the demo app is back from the login, showing `username`'s profile.
+pub(crate) async fn wait_for_the_app_session(browser: &Browser, username: &str) {
+    browser
+        .wait_until("back in the app, logged in", "return isShown(document.getElementById('session'))")
+        .await;
+    browser
+        .wait_until(
+            "the profile",
+            &format!("return document.getElementById('profile-username').textContent === {username:?}"),
+        )
+        .await;
+}
+
 /// Logs in on the hosted login page the browser shows now.
 pub(crate) async fn log_in_on_the_hosted_page(
     browser: &Browser,
     auth_url: &str,
     (username, password): (&str, &str),
 ) {
-    browser
-        .wait_until(
-            "the hosted login page",
-            &format!(
-                "return location.href.startsWith({:?}) && !!document.querySelector('input[type=password]')",
-                auth_url
-            ),
-        )
-        .await;
+    wait_for_the_hosted_page(browser, auth_url).await;
     browser.fill("input[name=username]", username).await;
     browser.fill("input[name=password]", password).await;
     browser.click("form button[type=submit]").await;

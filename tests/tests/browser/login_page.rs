@@ -3,7 +3,9 @@
 
 use fantoccini::key::Key;
 
-use crate::harness::{Browser, DEMO_USER, Platform, PlatformOptions};
+use crate::harness::{
+    Browser, DEMO_USER, Platform, PlatformOptions, wait_for_the_app_session, wait_for_the_hosted_page,
+};
 
 #[tokio::test]
 async fn the_hosted_login_page_works_by_keyboard_alone() {
@@ -21,12 +23,7 @@ async fn the_hosted_login_page_works_by_keyboard_alone() {
         assert!(tabs <= 10, "the login button is not reachable with Tab");
     }
     browser.press(&[Key::Enter.into()]).await;
-    browser
-        .wait_until(
-            "the hosted login page",
-            &format!("return location.href.startsWith({auth:?}) && !!document.querySelector('input[type=password]')"),
-        )
-        .await;
+    wait_for_the_hosted_page(&browser, &auth).await;
     browser.wait_until("the page has loaded", "return document.readyState === 'complete'").await;
 
     assert_eq!(browser.focused().await, "input#username[username]", "the username field has the focus");
@@ -45,15 +42,7 @@ async fn the_hosted_login_page_works_by_keyboard_alone() {
     assert_ne!(outline, "none", "the focused button shows a focus ring");
     browser.press(&[Key::Enter.into()]).await;
 
-    browser
-        .wait_until("back in the app, logged in", "return isShown(document.getElementById('session'))")
-        .await;
-    browser
-        .wait_until(
-            "the profile",
-            "return document.getElementById('profile-username').textContent === 'demo'",
-        )
-        .await;
+    wait_for_the_app_session(&browser, DEMO_USER.0).await;
     println!(
         "[login page] {tabs} Tab(s) to the app's login button; username, Tab, password, Tab, Enter: logged in"
     );

@@ -25,8 +25,9 @@ async fn swagger_ui_authorizes_with_the_code_flow_and_tries_get_users_me() {
 
     let main = browser.client.window().await.unwrap();
     browser.click(&format!("{oauth} button.authorize")).await;
-    browser.wait_until("a popup", "return true").await;
+    let opened = std::time::Instant::now();
     let popup = loop {
+        assert!(opened.elapsed() < crate::harness::STEP_TIMEOUT, "Authorize opened no popup");
         let windows = browser.client.windows().await.unwrap();
         if let Some(popup) = windows.into_iter().find(|window| *window != main) {
             break popup;
