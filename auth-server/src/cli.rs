@@ -57,6 +57,7 @@ pub async fn run_on(state: &AppState, command: Command) -> anyhow::Result<()> {
             first_party,
             id_token_alg,
             exchange_audiences,
+            dpop,
         }) => {
             let secret = clients::generate_secret();
             let scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
@@ -70,6 +71,7 @@ pub async fn run_on(state: &AppState, command: Command) -> anyhow::Result<()> {
                 first_party,
                 id_token_alg,
                 exchange_audiences,
+                dpop_required: dpop,
             };
             create_client(state, &client_id, &secret, &registration).await?;
             let client_secret = (!public).then(|| secret.expose_secret().to_owned());

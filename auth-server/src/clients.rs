@@ -68,6 +68,8 @@ pub struct Registration {
     pub id_token_alg: Algorithm,
     /// Audiences it may obtain for a user by token exchange (RFC 8693); empty: none.
     pub exchange_audiences: Vec<String>,
+    /// Its tokens must be DPoP-bound (RFC 9449): every token request carries a proof.
+    pub dpop_required: bool,
 }
 
 impl Default for Registration {
@@ -82,6 +84,7 @@ impl Default for Registration {
             first_party: false,
             id_token_alg: Algorithm::EdDSA,
             exchange_audiences: Vec::new(),
+            dpop_required: false,
         }
     }
 }
@@ -225,6 +228,7 @@ pub async fn register(
         first_party: registration.first_party,
         id_token_alg: registration.id_token_alg.as_str(),
         exchange_audiences: &registration.exchange_audiences,
+        dpop_required: registration.dpop_required,
     };
     match store::insert(pool, &client, unix_now_i64()).await? {
         Inserted::Created => Ok(()),

@@ -199,6 +199,10 @@ pub enum ClientsCommand {
         /// (RFC 8693 token exchange; repeatable). Without it, token exchange is refused.
         #[arg(long = "exchange-audience")]
         exchange_audiences: Vec<String>,
+        /// The client's tokens must be DPoP-bound (RFC 9449): a token request without a valid
+        /// `DPoP` proof is refused with `invalid_dpop_proof`.
+        #[arg(long)]
+        dpop: bool,
     },
     /// List clients (never their secrets).
     List,

@@ -58,7 +58,8 @@ impl AppState {
         // This list stays empty: the auth server owns the revocations, so it checks them in its
         // database (`AppState::verify_unrevoked`) instead of polling its own feed.
         let revocations = Revocations::new(RevocationSettings::default(), keys.clone());
-        let mut settings = VerifierSettings::new(issuer, "");
+        // DPoP proofs sent to its own resource (userinfo) name the issuer's URL.
+        let mut settings = VerifierSettings::new(issuer.clone(), "").with_public_url(issuer);
         settings.check_audience = false;
         settings.leeway = Duration::from_secs(30);
         let verifier = Verifier::new(settings, keys, revocations);
@@ -72,12 +73,13 @@ impl AppState {
     /// Verifies an access token as the services do, then against the revocations in the
     /// database, where logout, `/oauth2/revoke` and `users disable` write them: no poll delay,
     /// and the same answer on every replica. `Ok(None)` for a token that is not (or no longer)
-    /// valid.
+    /// valid. A DPoP-bound token is taken as it is: the endpoints that call this look at a
+    /// token (introspection, revocation, token exchange's subject), they are not called with it.
     pub async fn verify_unrevoked(
         &self,
         token: &str,
     ) -> anyhow::Result<Option<std::sync::Arc<shared_auth::AccessClaims>>> {
-        let Ok(claims) = self.verifier.verify(token).await else {
+        let Ok(claims) = self.verifier.verify_ignoring_binding(token).await else {
             return Ok(None);
         };
         if crate::sessions::is_revoked(&self.pool, &claims).await? {

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::SecretString;
 use service_kit::Seconds;
 use sha2::{Digest as _, Sha256};
-use shared_auth::claims::{ACCESS_TOKEN_TYPE, AccessClaims, Actor};
+use shared_auth::claims::{ACCESS_TOKEN_TYPE, AccessClaims, Actor, Confirmation};
 use shared_auth::jws;
 use shared_auth::time::Clock;
 
@@ -30,6 +30,8 @@ pub struct TokenRequest {
     pub username: Option<String>,
     /// Login session (users only).
     pub sid: Option<String>,
+    /// The thumbprint of the client's DPoP key, for a DPoP-bound token (`cnf.jkt`).
+    pub bound_key: Option<String>,
 }
 
 /// A signed access token and what the token response needs to say about it.
@@ -39,6 +41,8 @@ pub struct IssuedToken {
     pub token: String,
     /// Seconds until it expires.
     pub expires_in: u64,
+    /// Bound to a DPoP key (`cnf.jkt`): its `token_type` is `DPoP`.
+    pub bound: bool,
 }
 
 /// Signs access tokens. Cheap to clone.
@@ -100,6 +104,7 @@ impl TokenIssuer {
             Some(delegation) => (normal_exp.min(delegation.not_after), Some(delegation.actor)),
         };
         let jti = uuid::Uuid::new_v4().simple().to_string();
+        let bound = request.bound_key.is_some();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: request.subject,
@@ -114,11 +119,12 @@ impl TokenIssuer {
             preferred_username: request.username,
             sid: request.sid,
             act,
+            cnf: request.bound_key.map(|jkt| Confirmation { jkt }),
         };
         let signing = self.keyring.signing_key()?;
         let token = jws::sign_compact(&signing.key, &signing.kid, ACCESS_TOKEN_TYPE, &claims)
             .context("failed to sign access token")?;
-        Ok(IssuedToken { token, expires_in: exp.saturating_sub(now).unsigned_abs() })
+        Ok(IssuedToken { token, expires_in: exp.saturating_sub(now).unsigned_abs(), bound })
     }
 }
 

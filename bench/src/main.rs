@@ -68,6 +68,7 @@ async fn tokens(State(state): State<BenchState>, Query(count): Query<Count>) -> 
             preferred_username: Some("bench".into()),
             sid: Some("bench-session".into()),
             act: None,
+            cnf: None,
         };
         if let Ok(token) = jws::sign_compact(&state.minter.key, &state.minter.kid, ACCESS_TOKEN_TYPE, &claims)
         {

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use shared_auth::dpop::ProofSettings;
 use shared_auth::fetch::HttpClientError;
 
 use crate::Seconds;
@@ -56,13 +57,27 @@ pub struct AuthArgs {
     /// Refuse access tokens whose lifetime (`exp - iat`) is longer than this (seconds).
     #[arg(long, env = "TOKEN_MAX_LIFETIME_SECS", default_value = "86400")]
     pub token_max_lifetime_secs: Seconds,
+    /// How far a DPoP proof's `iat` may lie from now, either way (seconds).
+    #[arg(long, env = "DPOP_IAT_WINDOW_SECS", default_value = "60")]
+    pub dpop_iat_window_secs: Seconds,
+    /// How many DPoP proofs (`jti`) are remembered against replay, each for twice the `iat`
+    /// window. When that many are still fresh, DPoP requests get 503 rather than a replay
+    /// becoming possible.
+    #[arg(long, env = "DPOP_REPLAY_CAPACITY", default_value_t = 200_000,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub dpop_replay_capacity: u64,
 }
 
 impl AuthArgs {
     /// Builds the verifier for `audience`, keeping key and revocation copies under
-    /// `data_dir/auth-cache/` (created 0700, files 0600). Loads the disk copies; starts
-    /// nothing.
-    pub fn verifier(&self, audience: &str, data_dir: &Path) -> Result<Verifier, HttpClientError> {
+    /// `data_dir/auth-cache/` (created 0700, files 0600). DPoP proofs must name `public_url`
+    /// plus the request path. Loads the disk copies; starts nothing.
+    pub fn verifier(
+        &self,
+        audience: &str,
+        data_dir: &Path,
+        public_url: &str,
+    ) -> Result<Verifier, HttpClientError> {
         let cache_dir = data_dir.join("auth-cache");
         let keys = KeyCache::new(KeyCacheSettings {
             issuer: self.auth_issuer.clone(),
@@ -85,9 +100,14 @@ impl AuthArgs {
             },
             keys.clone(),
         );
-        let mut settings = VerifierSettings::new(&self.auth_issuer, audience);
+        let mut settings = VerifierSettings::new(&self.auth_issuer, audience).with_public_url(public_url);
         settings.leeway = self.token_leeway_secs.duration();
         settings.max_token_lifetime = self.token_max_lifetime_secs.duration();
+        settings.dpop = ProofSettings {
+            iat_window: self.dpop_iat_window_secs.duration(),
+            replay_capacity: self.dpop_replay_capacity,
+            ..ProofSettings::default()
+        };
         Ok(Verifier::new(settings, keys, revocations))
     }
 }
@@ -109,7 +129,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let command =
             Command::try_parse_from(std::iter::once("service").chain(args.iter().copied())).unwrap();
-        command.auth.verifier("users-service", dir.path()).unwrap()
+        command.auth.verifier("users-service", dir.path(), "https://api.example.com/users").unwrap()
     }
 
     #[tokio::test]
@@ -131,5 +151,17 @@ mod tests {
         assert_eq!(configured.revocations().settings().max_age, Duration::from_secs(60));
         assert_eq!(configured.revocations().settings().fail_closed_after, None, "0 never fails closed");
         assert_eq!(configured.settings().max_token_lifetime, Duration::from_secs(3600));
+    }
+
+    #[tokio::test]
+    async fn the_public_url_and_the_dpop_limits_reach_the_verifier() {
+        let defaults = verifier_from(&[]);
+        let configured = verifier_from(&["--dpop-iat-window-secs", "10", "--dpop-replay-capacity", "500"]);
+
+        assert_eq!(defaults.settings().public_url.as_deref(), Some("https://api.example.com/users"));
+        assert_eq!(defaults.proofs().settings().iat_window, Duration::from_secs(60));
+        assert_eq!(defaults.proofs().settings().replay_capacity, 200_000);
+        assert_eq!(configured.proofs().settings().iat_window, Duration::from_secs(10));
+        assert_eq!(configured.proofs().settings().replay_capacity, 500);
     }
 }

@@ -42,7 +42,8 @@ pub struct ResourceConfig<Settings: clap::Args> {
     pub audience: String,
     /// The base URL clients reach this service under (behind a proxy, the proxy's), e.g.
     /// `https://users.example.com`; default `http://<LISTEN_ADDR>`. https turns on
-    /// Strict-Transport-Security.
+    /// Strict-Transport-Security. DPoP proofs must name it (their `htu` is this URL plus the
+    /// request path), so behind a proxy it must be set.
     #[arg(long, env = "PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Connection limits, timeouts and the management listener.
@@ -176,7 +177,8 @@ impl<Settings: clap::Args> ResourceService<Settings> {
     {
         let sqlite_file = format!("{}.sqlite", self.name.strip_suffix("-service").unwrap_or(self.name));
         let pool = crate::db::connect(&config.storage, &sqlite_file, self.migrator).await?;
-        let verifier = config.auth.verifier(&config.audience, &config.storage.data_dir)?;
+        let verifier =
+            config.auth.verifier(&config.audience, &config.storage.data_dir, &config.public_url())?;
         let resources = Resources { pool: pool.clone(), verifier: verifier.clone() };
         let api = api(resources, &config.service)?;
         let gauges = verifier.clone();

@@ -1,5 +1,5 @@
-//! The access-token claims of the platform contract (RFC 9068 plus `roles`, `sid`, and `act`
-//! for tokens obtained by token exchange, RFC 8693).
+//! The access-token claims of the platform contract (RFC 9068 plus `roles`, `sid`, `act` for
+//! tokens obtained by token exchange, RFC 8693, and `cnf` for DPoP-bound tokens, RFC 9449).
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -46,6 +46,17 @@ pub struct AccessClaims {
     /// exchange: `sub` is the user, `act.sub` the client that exchanged the user's token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// The key this token is bound to (RFC 9449 §6, RFC 7800): a DPoP-bound token is only
+    /// accepted with a proof signed by that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// A `cnf` claim (RFC 7800) of a DPoP-bound token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Confirmation {
+    /// The RFC 7638 SHA-256 thumbprint of the client's DPoP public key.
+    pub jkt: String,
 }
 
 /// An `act` claim (RFC 8693 §4.1): who acts for the token's subject. A token exchanged again
@@ -82,6 +93,11 @@ impl AccessClaims {
     /// token exchange.
     pub fn actor(&self) -> Option<&str> {
         self.act.as_ref().map(|actor| actor.sub.as_str())
+    }
+
+    /// The thumbprint of the DPoP key this token is bound to, if it is bound.
+    pub fn bound_key(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|confirmation| confirmation.jkt.as_str())
     }
 }
 

@@ -6,6 +6,11 @@
 //! profile, for services). A service names each scope once, as a type ([`scope!`](crate::scope!)), and the
 //! handler's extractor enforces it.
 //!
+//! A DPoP-bound token comes as `Authorization: DPoP <token>` with its proof in a `DPoP` header
+//! (RFC 9449 §7); the same extractors take it, so handlers do not change. A bound token sent as
+//! `Bearer` is refused, a bad proof is 401 `invalid_dpop_proof`, and every 401 for a missing
+//! token offers both schemes (`Bearer` and `DPoP algs="ES256 EdDSA"`).
+//!
 //! Responses follow RFC 6750 §3: no token, or credentials of another scheme (`Basic …`) → 401
 //! with a bare `Bearer` challenge; a malformed `Bearer` header → 400 `invalid_request`; a bad token → 401 `invalid_token`; a valid
 //! token without the needed scope or role → 403 `insufficient_scope`. Missing keys, or a
@@ -20,8 +25,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::claims::AccessClaims;
+use crate::dpop::{self, ProofError};
 use crate::problem::{self, Problem};
-use crate::verifier::{Verifier, VerifyError};
+use crate::verifier::{DpopRejection, Verifier, VerifyError};
 
 /// Why a request was not authorised.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +37,7 @@ pub enum AuthError {
     MissingToken,
     /// Credentials of another scheme (`Basic …`): 401 with a bare challenge, which tells the
     /// client the scheme this resource takes (RFC 6750 §3, RFC 9110 §11.6.1).
-    #[error("the Authorization scheme is not Bearer")]
+    #[error("the Authorization scheme is not Bearer or DPoP")]
     UnsupportedScheme,
     /// The header is not `Bearer <token>`: 400 `invalid_request`.
     #[error("malformed Authorization header")]
@@ -39,6 +45,13 @@ pub enum AuthError {
     /// The token failed verification: 401 `invalid_token`.
     #[error("invalid token: {0}")]
     InvalidToken(VerifyError),
+    /// A token sent with the DPoP scheme failed verification: 401 with a `DPoP` challenge,
+    /// `invalid_token`.
+    #[error("invalid DPoP-bound token: {0}")]
+    InvalidBoundToken(VerifyError),
+    /// The DPoP proof failed: 401 `DPoP error="invalid_dpop_proof"` (RFC 9449 §7.1).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidProof(ProofError),
     /// Valid token without the scope needed: 403 `insufficient_scope` naming the scope.
     #[error("insufficient scope: requires {0}")]
     InsufficientScope(String),
@@ -57,6 +70,7 @@ pub enum AuthError {
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
+        let algs = dpop::supported_algorithms();
         let (status, challenge, detail) = match &self {
             Self::MissingToken | Self::UnsupportedScheme => {
                 (StatusCode::UNAUTHORIZED, "Bearer".to_owned(), "a bearer token is required".to_owned())
@@ -66,9 +80,20 @@ impl IntoResponse for AuthError {
                 r#"Bearer error="invalid_request""#.to_owned(),
                 "the Authorization header must be `Bearer <token>`".to_owned(),
             ),
+            // A bound token sent as Bearer: tell the client the scheme it must use.
+            Self::InvalidToken(error @ VerifyError::BoundToKey) | Self::InvalidBoundToken(error) => (
+                StatusCode::UNAUTHORIZED,
+                format!(r#"DPoP error="invalid_token", error_description="{error}", algs="{algs}""#),
+                error.to_string(),
+            ),
             Self::InvalidToken(error) => (
                 StatusCode::UNAUTHORIZED,
                 format!(r#"Bearer error="invalid_token", error_description="{error}""#),
+                error.to_string(),
+            ),
+            Self::InvalidProof(error) => (
+                StatusCode::UNAUTHORIZED,
+                format!(r#"DPoP error="invalid_dpop_proof", error_description="{error}", algs="{algs}""#),
                 error.to_string(),
             ),
             Self::InsufficientScope(needed) => (
@@ -96,6 +121,12 @@ impl IntoResponse for AuthError {
         let mut response = Problem::new(status).with_detail(detail).into_response();
         if let Ok(value) = HeaderValue::from_str(&challenge) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        // Without credentials of ours, either scheme will do: offer DPoP too (RFC 9449 §7.1).
+        if matches!(self, Self::MissingToken | Self::UnsupportedScheme)
+            && let Ok(value) = HeaderValue::from_str(&format!(r#"DPoP algs="{algs}""#))
+        {
+            response.headers_mut().append(header::WWW_AUTHENTICATE, value);
         }
         response
     }
@@ -129,15 +160,34 @@ impl Authenticated {
     }
 }
 
-/// Extracts the token from `Authorization: Bearer <token>`. `Ok(None)` when there is no header.
+/// The access token of a request and the scheme it came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials<'a> {
+    /// `Authorization: Bearer <token>` (RFC 6750).
+    Bearer(&'a str),
+    /// `Authorization: DPoP <token>` (RFC 9449 §7.1); the proof is in the `DPoP` header.
+    Dpop(&'a str),
+}
+
+#[cfg(test)]
 fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
     bearer_token_in(&parts.headers)
 }
 
 /// The token of `Authorization: Bearer <token>` in `headers`, with the RFC 6750 errors of the
 /// extractors; `Ok(None)` when there is no header. For handlers that also take the token from
-/// elsewhere (a form body, as OpenID userinfo may).
+/// elsewhere (a form body, as OpenID userinfo may). `DPoP` credentials are another scheme here.
 pub fn bearer_token_in(headers: &axum::http::HeaderMap) -> Result<Option<&str>, AuthError> {
+    match credentials_in(headers)? {
+        None => Ok(None),
+        Some(Credentials::Bearer(token)) => Ok(Some(token)),
+        Some(Credentials::Dpop(_)) => Err(AuthError::UnsupportedScheme),
+    }
+}
+
+/// The token of `Authorization: Bearer <token>` or `Authorization: DPoP <token>` in `headers`,
+/// with the RFC 6750 errors of the extractors; `Ok(None)` when there is no header.
+pub fn credentials_in(headers: &axum::http::HeaderMap) -> Result<Option<Credentials<'_>>, AuthError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -149,7 +199,8 @@ pub fn bearer_token_in(headers: &axum::http::HeaderMap) -> Result<Option<&str>, 
     }
     let value = value.to_str().map_err(|_| AuthError::InvalidRequest)?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    if !scheme.eq_ignore_ascii_case("bearer") && !dpop {
         // A well-formed scheme name (RFC 9110 §11.1, a `token`) of another scheme is
         // credentials we do not take, not a malformed request.
         let is_scheme_name = !scheme.is_empty()
@@ -163,7 +214,35 @@ pub fn bearer_token_in(headers: &axum::http::HeaderMap) -> Result<Option<&str>, 
     if !valid_token {
         return Err(AuthError::InvalidRequest);
     }
-    Ok(Some(token))
+    Ok(Some(if dpop { Credentials::Dpop(token) } else { Credentials::Bearer(token) }))
+}
+
+impl From<DpopRejection> for AuthError {
+    /// The rejection of a request with the DPoP scheme: `invalid_token` or `invalid_dpop_proof`
+    /// with a `DPoP` challenge, or 503 when keys, revocations or replay cache are unusable.
+    fn from(rejection: DpopRejection) -> Self {
+        match rejection {
+            DpopRejection::Token(VerifyError::KeysUnavailable | VerifyError::RevocationsUnavailable)
+            | DpopRejection::Proof(ProofError::ReplayCacheFull) => Self::Unavailable,
+            DpopRejection::Token(error) => Self::InvalidBoundToken(error),
+            DpopRejection::Proof(error) => Self::InvalidProof(error),
+            DpopRejection::NotConfigured => Self::UnsupportedScheme,
+        }
+    }
+}
+
+/// Verifies `Authorization: DPoP <token>` with the request's one proof header.
+pub async fn verify_dpop_request(
+    verifier: &Verifier,
+    token: &str,
+    headers: &axum::http::HeaderMap,
+    method: &str,
+    path: &str,
+) -> Result<Arc<AccessClaims>, AuthError> {
+    let proof = dpop::proof_in(headers)
+        .and_then(|proof| proof.ok_or(ProofError::Missing))
+        .map_err(AuthError::InvalidProof)?;
+    Ok(verifier.verify_dpop(token, proof, method, path).await?)
 }
 
 /// The answers every protected operation can give besides its own, for `#[utoipa::path]`:
@@ -190,15 +269,22 @@ pub enum ProtectedResponses {
 }
 
 async fn authenticate(parts: &Parts, verifier: &Verifier) -> Result<Option<Authenticated>, AuthError> {
-    let Some(token) = bearer_token(parts)? else {
-        return Ok(None);
-    };
-    match verifier.verify(token).await {
-        Ok(claims) => Ok(Some(Authenticated(claims))),
-        Err(VerifyError::KeysUnavailable | VerifyError::RevocationsUnavailable) => {
-            Err(AuthError::Unavailable)
+    let unavailable =
+        |error| matches!(error, VerifyError::KeysUnavailable | VerifyError::RevocationsUnavailable);
+    match credentials_in(&parts.headers)? {
+        None => Ok(None),
+        Some(Credentials::Bearer(token)) => match verifier.verify(token).await {
+            Ok(claims) => Ok(Some(Authenticated(claims))),
+            Err(error) if unavailable(error) => Err(AuthError::Unavailable),
+            Err(error) => Err(AuthError::InvalidToken(error)),
+        },
+        Some(Credentials::Dpop(token)) => {
+            // The proof's `htu` has no query (RFC 9449 §4.2): the path is what it names.
+            let (method, path) = (parts.method.as_str(), parts.uri.path());
+            verify_dpop_request(verifier, token, &parts.headers, method, path)
+                .await
+                .map(|claims| Some(Authenticated(claims)))
         }
-        Err(error) => Err(AuthError::InvalidToken(error)),
     }
 }
 
@@ -342,6 +428,34 @@ mod tests {
             builder = builder.header(header::AUTHORIZATION, value);
         }
         builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_dpop_scheme_is_credentials_of_its_own() {
+        let parts = parts_with(Some("DPoP abc.def.ghi"));
+        assert_eq!(credentials_in(&parts.headers), Ok(Some(Credentials::Dpop("abc.def.ghi"))));
+        assert_eq!(bearer_token(&parts), Err(AuthError::UnsupportedScheme));
+        let parts = parts_with(Some("dpop abc"));
+        assert_eq!(credentials_in(&parts.headers), Ok(Some(Credentials::Dpop("abc"))));
+        assert_eq!(credentials_in(&parts_with(Some("DPoP a b")).headers), Err(AuthError::InvalidRequest));
+    }
+
+    #[test]
+    fn a_missing_token_is_offered_both_schemes_and_a_bad_proof_gets_a_dpop_challenge() {
+        let response = AuthError::MissingToken.into_response();
+        let challenges: Vec<_> = response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .map(|value| value.to_str().unwrap())
+            .collect();
+        assert_eq!(challenges, ["Bearer", r#"DPoP algs="ES256 EdDSA""#]);
+        let (status, value) = challenge(AuthError::InvalidProof(ProofError::Replayed));
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(value.unwrap().starts_with(r#"DPoP error="invalid_dpop_proof""#));
+        let (status, value) = challenge(AuthError::InvalidToken(VerifyError::BoundToKey));
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(value.unwrap().starts_with(r#"DPoP error="invalid_token""#));
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //!
 //! - [`Verifier`]: checks signature, `alg` against the key's one algorithm, `typ`, `iss`, `aud`,
 //!   `exp`/`nbf` and the revocation list, with a verified-token cache in front.
+//! - [`dpop`]: DPoP proofs (RFC 9449) and their replay cache; [`Verifier::verify_dpop`] takes a
+//!   bound token with its proof, and the extractors take `Authorization: DPoP` as well as
+//!   `Bearer`.
 //! - [`KeyCache`]: the issuer's public keys, found through RFC 8414 or OpenID Connect
 //!   discovery, in memory and on disk, refreshed in the background, so a service keeps working
 //!   while the auth server is down, even across a restart.
@@ -33,6 +36,7 @@
 
 pub mod claims;
 pub mod client;
+pub mod dpop;
 pub mod extract;
 pub mod fetch;
 pub mod jws;
@@ -50,4 +54,4 @@ pub use extract::{
 };
 pub use keys::{KeyCache, KeyCacheSettings, KeyStatus};
 pub use revocation::Revocations;
-pub use verifier::{Verifier, VerifierSettings, VerifyError};
+pub use verifier::{DpopRejection, Verifier, VerifierSettings, VerifyError};

@@ -1,9 +1,16 @@
-//! Access-token verification (RFC 8725, RFC 9068 §4) with a verified-token cache.
+//! Access-token verification (RFC 8725, RFC 9068 §4) with a verified-token cache, and DPoP
+//! sender-constrained tokens (RFC 9449 §7).
+//!
+//! [`Verifier::verify`] takes a bearer token and refuses one bound to a DPoP key (a stolen
+//! bound token must not work as a bearer one, §7.2). [`Verifier::verify_dpop`] takes a bound
+//! token with its proof: the token check is served by the same cache, so a repeated token costs
+//! one proof signature, not two signatures.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::claims::AccessClaims;
+use crate::dpop::{ProofError, ProofRequest, ProofSettings, ProofVerifier};
 use crate::jws::{self, SplitError};
 use crate::keys::{KeyCache, KeyLookupError, KeyStatus};
 use crate::revocation::{RevocationStatus, Revocations};
@@ -29,6 +36,13 @@ pub struct VerifierSettings {
     /// Whether `aud` must contain `audience`. Only the auth server's own endpoints (logout),
     /// which accept a token issued for any of the platform's services, turn this off.
     pub check_audience: bool,
+    /// This service's externally visible base URL (`PUBLIC_URL`), e.g.
+    /// `https://api.example.com/orders-service`: a DPoP proof's `htu` must be it plus the
+    /// request path. It is configured rather than read from the `Host` header, which a client
+    /// chooses and a proxy may rewrite. `None`: DPoP-bound tokens are not accepted.
+    pub public_url: Option<String>,
+    /// DPoP proof checks: the `iat` window and the size of the `jti` replay cache.
+    pub dpop: ProofSettings,
 }
 
 impl VerifierSettings {
@@ -42,7 +56,15 @@ impl VerifierSettings {
             max_token_bytes: 8 * 1024,
             cache_capacity: 10_000,
             check_audience: true,
+            public_url: None,
+            dpop: ProofSettings::default(),
         }
+    }
+
+    /// Accepts DPoP-bound tokens for requests addressed to `public_url`.
+    pub fn with_public_url(mut self, public_url: impl Into<String>) -> Self {
+        self.public_url = Some(public_url.into());
+        self
     }
 }
 
@@ -93,6 +115,12 @@ pub enum VerifyError {
     /// `exp - iat` is longer than the configured maximum lifetime.
     #[error("token lifetime too long")]
     LifetimeTooLong,
+    /// A DPoP-bound token (`cnf.jkt`) presented as a bearer token (RFC 9449 §7.2).
+    #[error("token is bound to a DPoP key and must be sent with the DPoP scheme")]
+    BoundToKey,
+    /// A token without `cnf.jkt` presented with the DPoP scheme.
+    #[error("token is not bound to a DPoP key")]
+    NotBound,
     /// The token, its session or its subject was revoked.
     #[error("token revoked")]
     Revoked,
@@ -123,6 +151,8 @@ impl VerifyError {
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::LifetimeTooLong => "lifetime_too_long",
+            Self::BoundToKey => "bound_to_key",
+            Self::NotBound => "not_bound",
             Self::Revoked => "revoked",
             Self::KeysUnavailable => "keys_unavailable",
             Self::RevocationsUnavailable => "revocations_unavailable",
@@ -135,6 +165,13 @@ struct CachedToken {
     claims: Arc<AccessClaims>,
     /// Key-set and revocation generations at verification time; a change invalidates the entry.
     generation: (u64, u64),
+}
+
+fn count(result: Result<Arc<AccessClaims>, VerifyError>) -> Result<Arc<AccessClaims>, VerifyError> {
+    if let Err(error) = &result {
+        metrics::counter!("token_rejections_total", "reason" => error.reason()).increment(1);
+    }
+    result
 }
 
 /// Verifies access tokens. Cheap to clone; clones share keys, revocations and the cache.
@@ -154,6 +191,21 @@ struct Inner {
     keys: KeyCache,
     revocations: Revocations,
     verified: moka::sync::Cache<Arc<str>, CachedToken>,
+    proofs: ProofVerifier,
+}
+
+/// Why a request with `Authorization: DPoP` was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DpopRejection {
+    /// The access token: `invalid_token` (or a 503 for missing keys or revocations).
+    #[error(transparent)]
+    Token(VerifyError),
+    /// The proof: `invalid_dpop_proof` (or a 503 for a full replay cache).
+    #[error(transparent)]
+    Proof(ProofError),
+    /// This verifier has no public URL to check `htu` against: it takes bearer tokens only.
+    #[error("DPoP is not configured")]
+    NotConfigured,
 }
 
 impl Verifier {
@@ -168,7 +220,8 @@ impl Verifier {
             // dead entry can occupy space.
             .time_to_live(Duration::from_secs(3600))
             .build();
-        Self { inner: Arc::new(Inner { settings, keys, revocations, verified }) }
+        let proofs = ProofVerifier::new(settings.dpop.clone(), keys.clock().clone());
+        Self { inner: Arc::new(Inner { settings, keys, revocations, verified, proofs }) }
     }
 
     /// The settings in force.
@@ -216,13 +269,54 @@ impl Verifier {
         });
     }
 
-    /// Verifies `token` and returns its claims. Rejections are counted by reason.
+    /// The DPoP proof verifier, with this service's replay cache.
+    pub fn proofs(&self) -> &ProofVerifier {
+        &self.inner.proofs
+    }
+
+    /// Verifies a bearer `token` and returns its claims. A token bound to a DPoP key is
+    /// refused ([`VerifyError::BoundToKey`]). Rejections are counted by reason.
     pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {
-        let result = self.verify_uncounted(token).await;
-        if let Err(error) = &result {
-            metrics::counter!("token_rejections_total", "reason" => error.reason()).increment(1);
-        }
-        result
+        let result = match self.verify_uncounted(token).await {
+            Ok(claims) if claims.cnf.is_some() => Err(VerifyError::BoundToKey),
+            other => other,
+        };
+        count(result)
+    }
+
+    /// Verifies `token` whether or not it is bound to a DPoP key: for the auth server's own
+    /// endpoints that look at a token without being called with it (introspection, revocation,
+    /// token exchange's subject token).
+    pub async fn verify_ignoring_binding(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {
+        count(self.verify_uncounted(token).await)
+    }
+
+    /// Verifies a DPoP-bound `token` sent as `Authorization: DPoP` with `proof`, for a request
+    /// of `method` to `path` (and query) on this service: the token as [`verify`](Self::verify)
+    /// does (through the same cache), then the proof against `cnf.jkt`, the request, the hash
+    /// of the token and the replay cache.
+    pub async fn verify_dpop(
+        &self,
+        token: &str,
+        proof: &str,
+        method: &str,
+        path: &str,
+    ) -> Result<Arc<AccessClaims>, DpopRejection> {
+        let public_url = self.inner.settings.public_url.as_deref().ok_or(DpopRejection::NotConfigured)?;
+        let claims = match self.verify_uncounted(token).await {
+            Ok(claims) if claims.cnf.is_none() => Err(VerifyError::NotBound),
+            other => other,
+        };
+        let claims = count(claims).map_err(DpopRejection::Token)?;
+        let uri = format!("{}{path}", public_url.trim_end_matches('/'));
+        let request = ProofRequest {
+            method,
+            uri: &uri,
+            access_token: Some(token),
+            expected_thumbprint: claims.bound_key(),
+        };
+        self.inner.proofs.verify(proof, &request).map_err(DpopRejection::Proof)?;
+        Ok(claims)
     }
 
     async fn verify_uncounted(&self, token: &str) -> Result<Arc<AccessClaims>, VerifyError> {

@@ -133,6 +133,7 @@ impl FakeIssuer {
             preferred_username: Some(username.into()),
             sid: Some(uuid::Uuid::new_v4().simple().to_string()),
             act: None,
+            cnf: None,
         }
     }
 
@@ -227,6 +228,7 @@ fn exchanged_claims(
         exp: subject.exp.min(now + 900),
         jti: uuid::Uuid::new_v4().simple().to_string(),
         act: Some(Actor { sub: client_id.clone(), act: subject.act.clone().map(Box::new) }),
+        cnf: None,
         client_id,
         ..subject
     })

@@ -52,6 +52,10 @@ pub(super) struct Introspection {
     /// Session id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The DPoP key a bound access token is bound to (RFC 9449 §6.2): a resource that
+    /// introspects must check the request's proof against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<shared_auth::claims::Confirmation>,
 }
 
 /// Tells an authenticated client whether a token is active. Revoked, expired, unknown and
@@ -103,6 +107,7 @@ async fn introspect_token(
             iat: Some(claims.iat),
             jti: Some(claims.jti.clone()),
             sid: claims.sid.clone(),
+            cnf: claims.cnf.clone(),
         });
     }
 

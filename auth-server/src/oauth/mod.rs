@@ -56,7 +56,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 pub struct TokenResponse {
     /// The JWT access token.
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a token bound to the key of the request's DPoP proof.
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -75,11 +75,12 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    /// A bearer token response for an issued access token.
-    pub fn bearer(issued: crate::tokens::IssuedToken, scope: String, refresh_token: Option<String>) -> Self {
+    /// The response for an issued access token: `token_type` `DPoP` when it is bound to a key,
+    /// else `Bearer`.
+    pub fn issued(issued: crate::tokens::IssuedToken, scope: String, refresh_token: Option<String>) -> Self {
         Self {
+            token_type: if issued.bound { "DPoP" } else { "Bearer" }.into(),
             access_token: issued.token,
-            token_type: "Bearer".into(),
             expires_in: issued.expires_in,
             refresh_token,
             scope,
@@ -127,6 +128,10 @@ pub enum OAuthError {
     /// is missing, or not one this client may obtain a token for.
     #[error("invalid_target: {0}")]
     InvalidTarget(String),
+    /// 400 `invalid_dpop_proof` (RFC 9449 §5): the `DPoP` proof is missing where the client or
+    /// the refresh token requires one, or fails a check.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(String),
     /// 413 `invalid_request`: the body is over the size limit.
     #[error("invalid_request: body too large")]
     BodyTooLarge,
@@ -164,6 +169,9 @@ impl IntoResponse for OAuthError {
                 (StatusCode::BAD_REQUEST, "unauthorized_client", Some((*detail).into()))
             }
             Self::InvalidTarget(detail) => (StatusCode::BAD_REQUEST, "invalid_target", Some(detail.clone())),
+            Self::InvalidDpopProof(detail) => {
+                (StatusCode::BAD_REQUEST, "invalid_dpop_proof", Some(detail.clone()))
+            }
             Self::BodyTooLarge => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", Some("request body too large".into()))
             }

@@ -1,7 +1,9 @@
 //! `POST /oauth2/token`: every grant of [`GrantRequest`].
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use shared_auth::dpop::{ProofError, ProofRequest};
 
 use super::grants::GrantRequest;
 use super::request::{OAuthForm, OAuthRequest};
@@ -31,26 +33,34 @@ use crate::state::AppState;
 ///   invalid, expired, revoked, not a user's, or not meant for the client), `invalid_scope`,
 ///   `invalid_request` (another `subject_token_type`).
 ///
+/// With a `DPoP` proof header (RFC 9449 §5: `typ` dpop+jwt, ES256 or EdDSA with its public
+/// `jwk`, `htm` POST, `htu` this endpoint, a fresh `iat` and an unseen `jti`), every grant
+/// issues `token_type: DPoP` and an access token with `cnf.jkt`, the key's thumbprint; a public
+/// client's refresh tokens are then bound to the same key. A bad proof, none from a client
+/// registered with `--dpop`, or none (or another key's) for a bound refresh token is
+/// `invalid_dpop_proof`.
+///
 /// `password` and every other grant type are `unsupported_grant_type` (RFC 9700 §2.4).
 #[utoipa::path(post, path = "/oauth2/token", tag = "oauth2",
     request_body(content = OAuthForm<GrantRequest>, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens (Cache-Control: no-store)", body = TokenResponse),
-        (status = 400, description = "invalid_request, invalid_grant, invalid_scope, invalid_target, unauthorized_client, unsupported_grant_type", body = OAuthErrorBody),
+        (status = 400, description = "invalid_request, invalid_grant, invalid_scope, invalid_target, unauthorized_client, unsupported_grant_type, invalid_dpop_proof", body = OAuthErrorBody),
         (status = 401, description = "invalid_client", body = OAuthErrorBody),
         (status = 413, description = "Body too large", body = OAuthErrorBody),
         (status = 503, description = "temporarily_unavailable", body = OAuthErrorBody)))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn token(
     State(state): State<AppState>,
+    headers: HeaderMap,
     request: Result<OAuthRequest<GrantRequest>, super::OAuthError>,
 ) -> Response {
-    let outcome = match request {
-        Ok(OAuthRequest { params, client, public_client }) => {
+    let outcome = match (request, proven_key(&state, &headers)) {
+        (Ok(OAuthRequest { params, client, public_client }), Ok(dpop_key)) => {
             let grant_type = params.grant_type();
-            params.grant(&state, client, public_client).await.map(|response| (grant_type, response))
+            params.grant(&state, client, public_client, dpop_key).await.map(|response| (grant_type, response))
         }
-        Err(error) => Err(error),
+        (Err(error), _) | (_, Err(error)) => Err(error),
     };
     match outcome {
         Ok((grant_type, response)) => {
@@ -61,6 +71,26 @@ pub(crate) async fn token(
         Err(error) => {
             metrics::counter!("token_requests_total", "outcome" => "error").increment(1);
             error.into_response()
+        }
+    }
+}
+
+/// The thumbprint of the key of the request's DPoP proof, `None` without one. The proof names
+/// this endpoint under the issuer's URL, whatever `Host` the request came with.
+fn proven_key(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, super::OAuthError> {
+    let uri = format!("{}/oauth2/token", state.tokens.issuer());
+    let request = ProofRequest { method: "POST", uri: &uri, access_token: None, expected_thumbprint: None };
+    let verified = match shared_auth::dpop::proof_in(headers) {
+        Ok(None) => return Ok(None),
+        Ok(Some(proof)) => state.verifier.proofs().verify(proof, &request),
+        Err(error) => Err(error),
+    };
+    match verified {
+        Ok(verified) => Ok(Some(verified.thumbprint)),
+        Err(ProofError::ReplayCacheFull) => Err(super::OAuthError::Unavailable),
+        Err(error) => {
+            tracing::info!(reason = error.reason(), "DPoP proof refused");
+            Err(super::OAuthError::InvalidDpopProof(error.to_string()))
         }
     }
 }

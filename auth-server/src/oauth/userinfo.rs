@@ -1,6 +1,7 @@
 //! `GET` and `POST /oauth2/userinfo` (OpenID Connect Core §5.3): who the access token's user
 //! is. The token comes as `Authorization: Bearer`, or in a POST body as `access_token`
-//! (RFC 6750 §2.2), never both; it must carry `openid`. Errors are RFC 6750 challenges.
+//! (RFC 6750 §2.2), never both; a DPoP-bound token as `Authorization: DPoP` with its proof
+//! (RFC 9449 §7). It must carry `openid`. Errors are RFC 6750 (and RFC 9449) challenges.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -8,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use service_kit::problem::Problem;
-use shared_auth::extract::bearer_token_in;
+use shared_auth::extract::{Credentials, credentials_in, verify_dpop_request};
 use shared_auth::{AuthError, VerifyError};
 use utoipa::ToSchema;
 
@@ -32,19 +33,30 @@ pub struct UserInfo {
     pub preferred_username: Option<String>,
 }
 
-async fn userinfo(state: &AppState, headers: &HeaderMap, body_token: Option<String>) -> Response {
-    let header_token = match bearer_token_in(headers) {
-        Ok(token) => token.map(str::to_owned),
+async fn userinfo(
+    state: &AppState,
+    method: &str,
+    headers: &HeaderMap,
+    body_token: Option<String>,
+) -> Response {
+    let header_credentials = match credentials_in(headers) {
+        Ok(credentials) => credentials,
         Err(error) => return error.into_response(),
     };
-    let token = match (header_token, body_token) {
+    let verified = match (header_credentials, body_token) {
         (Some(_), Some(_)) => return AuthError::InvalidRequest.into_response(),
-        (Some(token), None) | (None, Some(token)) => token,
         (None, None) => return AuthError::MissingToken.into_response(),
+        (Some(Credentials::Bearer(token)), None) => {
+            state.verifier.verify(token).await.map_err(AuthError::InvalidToken)
+        }
+        (None, Some(token)) => state.verifier.verify(&token).await.map_err(AuthError::InvalidToken),
+        (Some(Credentials::Dpop(token)), None) => {
+            verify_dpop_request(&state.verifier, token, headers, method, "/oauth2/userinfo").await
+        }
     };
-    let claims = match state.verifier.verify(&token).await {
+    let claims = match verified {
         Ok(claims) => claims,
-        Err(error) => return AuthError::InvalidToken(error).into_response(),
+        Err(error) => return error.into_response(),
     };
     // Revocations are read from the database, where logout writes them: no poll delay.
     match crate::sessions::is_revoked(&state.pool, &claims).await {
@@ -75,7 +87,7 @@ async fn userinfo(state: &AppState, headers: &HeaderMap, body_token: Option<Stri
         (status = 403, description = "insufficient_scope: the token lacks openid", body = Problem)))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn userinfo_get(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    userinfo(&state, &headers, None).await
+    userinfo(&state, "GET", &headers, None).await
 }
 
 /// As the GET; the token may also come as the form field `access_token`.
@@ -100,5 +112,5 @@ pub(crate) async fn userinfo_post(
         (Some(token), None) => Some(token.1.into_owned()),
         (Some(_), Some(_)) => return AuthError::InvalidRequest.into_response(),
     };
-    userinfo(&state, &headers, body_token).await
+    userinfo(&state, "POST", &headers, body_token).await
 }

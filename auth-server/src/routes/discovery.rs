@@ -59,6 +59,8 @@ pub struct ServerMetadata {
     pub claims_supported: Vec<String>,
     /// Authorization responses carry `iss` (RFC 9207).
     pub authorization_response_iss_parameter_supported: bool,
+    /// DPoP proof algorithms accepted at the token endpoint (RFC 9449 §5.1): ES256 and EdDSA.
+    pub dpop_signing_alg_values_supported: Vec<String>,
     /// Request objects are refused (`request_not_supported`).
     pub request_parameter_supported: bool,
     /// Request objects by reference are refused; absent would mean `true` (OIDC Discovery §3).
@@ -117,6 +119,10 @@ impl ServerMetadata {
                 "preferred_username",
             ]),
             authorization_response_iss_parameter_supported: true,
+            dpop_signing_alg_values_supported: shared_auth::dpop::SUPPORTED_ALGORITHMS
+                .iter()
+                .map(|algorithm| algorithm.as_str().to_owned())
+                .collect(),
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
             token_endpoint_auth_methods_supported: [client_auth.as_slice(), &strings(&["none"])].concat(),

@@ -84,6 +84,7 @@ async fn login(
         refresh_token_hash: &refresh_token.hash,
         idle_expires_at: now + config.refresh_idle_ttl_secs.as_i64(),
         browser_sid: None,
+        dpop_jkt: None,
     };
     let sid = crate::store::sessions::create(&mut transaction, session, now).await?;
     transaction.commit().await?;
@@ -96,10 +97,11 @@ async fn login(
         roles: user.roles.clone(),
         username: Some(user.username.clone()),
         sid: Some(sid),
+        bound_key: None,
     })?;
     metrics::counter!("logins_total", "outcome" => "success").increment(1);
     tracing::info!(user_id = %user.id, "login succeeded");
-    let body = TokenResponse::bearer(issued, scope, Some(refresh_token.plain.expose_secret().to_owned()));
+    let body = TokenResponse::issued(issued, scope, Some(refresh_token.plain.expose_secret().to_owned()));
     Ok((no_store_headers(), AppJson(body)).into_response())
 }
 

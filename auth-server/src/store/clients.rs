@@ -27,6 +27,8 @@ pub struct Client {
     pub id_token_alg: String,
     /// The audiences it may obtain by token exchange; empty: it may not exchange tokens.
     pub exchange_audiences: Vec<String>,
+    /// Must send a DPoP proof with every token request (`--dpop`).
+    pub dpop_required: bool,
     /// Unix seconds.
     pub created_at: i64,
 }
@@ -62,6 +64,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<StoredClient, sqlx::Error> {
             first_party: row.try_get::<i64, _>("first_party")? != 0,
             id_token_alg: row.try_get("id_token_alg")?,
             exchange_audiences: super::split_list(&row.try_get::<String, _>("exchange_audiences")?),
+            dpop_required: row.try_get::<i64, _>("dpop_required")? != 0,
             created_at: row.try_get("created_at")?,
         },
         secret_hash: row.try_get("secret_hash")?,
@@ -102,6 +105,8 @@ pub struct NewClient<'a> {
     pub id_token_alg: &'a str,
     /// Audiences it may obtain by token exchange.
     pub exchange_audiences: &'a [String],
+    /// Must send DPoP proofs.
+    pub dpop_required: bool,
 }
 
 /// Inserts a client.
@@ -110,7 +115,8 @@ pub async fn insert(pool: &AnyPool, client: &NewClient<'_>, now: i64) -> Result<
     let result = sqlx::query(
         "INSERT INTO clients (client_id, secret_hash, scopes, audiences, introspect_any, created_at, \
          redirect_uris, post_logout_redirect_uris, public_client, first_party, id_token_alg, \
-         exchange_audiences) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         exchange_audiences, dpop_required) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13)",
     )
     .bind(client.client_id)
     .bind(client.secret_hash)
@@ -124,6 +130,7 @@ pub async fn insert(pool: &AnyPool, client: &NewClient<'_>, now: i64) -> Result<
     .bind(i64::from(client.first_party))
     .bind(client.id_token_alg)
     .bind(client.exchange_audiences.join(" "))
+    .bind(i64::from(client.dpop_required))
     .execute(pool)
     .await;
     match result {

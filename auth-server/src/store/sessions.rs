@@ -23,6 +23,8 @@ pub struct NewSession<'a> {
     pub idle_expires_at: i64,
     /// The browser session it was authorized through (`None` for `/v1/auth/login`).
     pub browser_sid: Option<&'a str>,
+    /// The DPoP key thumbprint its refresh tokens are bound to (public clients' sessions).
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Creates a session and its first refresh token on `connection` (in the caller's transaction,
@@ -52,8 +54,8 @@ pub async fn create_with_sid(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO sessions (sid, user_id, client_id, scope, created_at, expires_at, browser_sid) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO sessions (sid, user_id, client_id, scope, created_at, expires_at, browser_sid, \
+         dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(sid)
     .bind(session.user_id)
@@ -62,6 +64,7 @@ pub async fn create_with_sid(
     .bind(now)
     .bind(session.expires_at)
     .bind(session.browser_sid)
+    .bind(session.dpop_jkt)
     .execute(&mut *connection)
     .await?;
     insert_refresh_token(
@@ -99,6 +102,8 @@ pub struct RefreshTokenRecord {
     pub session_expires_at: i64,
     /// When the session ended, if it did.
     pub session_revoked_at: Option<i64>,
+    /// The DPoP key thumbprint the session's refresh tokens are bound to.
+    pub dpop_jkt: Option<String>,
     /// The user, unless the account no longer exists.
     pub user: Option<User>,
 }
@@ -145,7 +150,8 @@ pub async fn find_refresh_token(
 ) -> Result<Option<RefreshTokenRecord>, sqlx::Error> {
     let sql = format!(
         "SELECT r.sid, r.scope, r.issued_at, r.idle_expires_at, r.used_at, s.client_id, s.user_id, \
-         s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, u.id AS found_user, {} \
+         s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, s.dpop_jkt, \
+         u.id AS found_user, {} \
          FROM refresh_tokens r JOIN sessions s ON s.sid = r.sid LEFT JOIN users u ON u.id = s.user_id \
          WHERE r.token_hash = $1",
         users::COLUMNS
@@ -164,6 +170,7 @@ pub async fn find_refresh_token(
         user_id: row.try_get("user_id")?,
         session_expires_at: row.try_get("session_expires_at")?,
         session_revoked_at: row.try_get("session_revoked_at")?,
+        dpop_jkt: row.try_get("dpop_jkt")?,
         user: found_user.map(|_| User::from_row(&row)).transpose()?,
     }))
 }

@@ -346,3 +346,25 @@ fn absurd_durations_are_a_clear_start_up_error() {
         assert!(!stderr.contains("panicked"), "{variable}: {stderr}");
     }
 }
+
+#[test]
+fn a_client_created_with_dpop_is_listed_as_requiring_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = auth_server(
+        dir.path(),
+        &["clients", "create", "bound", "--audience", "users-service", "--dpop"],
+        None,
+    );
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) =
+        auth_server(dir.path(), &["clients", "create", "plain", "--audience", "users-service"], None);
+    assert!(ok, "{stderr}");
+
+    let (ok, listed, _) = auth_server(dir.path(), &["clients", "list"], None);
+
+    assert!(ok);
+    let listed: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    let required =
+        |id: &str| listed.iter().find(|client| client["client_id"] == id).unwrap()["dpop_required"].clone();
+    assert_eq!((required("bound"), required("plain")), (Value::Bool(true), Value::Bool(false)));
+}

@@ -9,6 +9,7 @@
 mod accounts;
 mod cli;
 mod common;
+mod dpop;
 mod hosted_login;
 mod keys;
 mod oauth_token;

@@ -115,6 +115,7 @@ mod tests {
             preferred_username: None,
             sid: Some(sid.into()),
             act: None,
+            cnf: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod common;
 mod disk_copies;
+mod dpop;
 mod extractors;
 mod issuer;
 mod key_cache_faults;

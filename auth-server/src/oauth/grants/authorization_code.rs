@@ -62,6 +62,7 @@ pub(crate) async fn grant(
     state: &AppState,
     client: Option<Client>,
     params: AuthorizationCodeParams,
+    dpop_key: Option<String>,
 ) -> Result<TokenResponse, OAuthError> {
     let client = client.ok_or(OAuthError::InvalidClient { basic: false })?;
     let code_hash = hash_token(params.code.expose_secret());
@@ -112,6 +113,10 @@ pub(crate) async fn grant(
         refresh_token_hash: &refresh_token.hash,
         idle_expires_at: now + config.refresh_idle_ttl_secs.as_i64(),
         browser_sid: Some(&code.browser_sid),
+        // A public client's refresh tokens are bound to its DPoP key (RFC 9449 §5): whoever
+        // steals one cannot refresh without the key. A confidential client's are bound to its
+        // credentials already.
+        dpop_jkt: dpop_key.as_deref().filter(|_| client.public),
     };
     crate::store::sessions::create_with_sid(&mut transaction, &sid, session, now).await?;
     transaction.commit().await?;
@@ -126,6 +131,7 @@ pub(crate) async fn grant(
         roles: user.roles.clone(),
         username: Some(user.username.clone()),
         sid: Some(sid),
+        bound_key: dpop_key,
     })?;
     let id_token = if scopes.contains("openid") {
         let algorithm = client.id_token_algorithm();
@@ -147,7 +153,7 @@ pub(crate) async fn grant(
         None
     };
     metrics::counter!("authorization_codes_redeemed_total").increment(1);
-    let mut response = TokenResponse::bearer(
+    let mut response = TokenResponse::issued(
         issued,
         code.scope.clone(),
         Some(refresh_token.plain.expose_secret().to_owned()),

@@ -1,5 +1,5 @@
 //! `grant_type=client_credentials` (RFC 6749 §4.4): a service token for an authenticated client,
-//! with no refresh token.
+//! with no refresh token; DPoP-bound when the request carried a proof.
 
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -24,6 +24,7 @@ pub(crate) async fn grant(
     state: &AppState,
     client: Option<Client>,
     params: ClientCredentialsParams,
+    dpop_key: Option<String>,
 ) -> Result<TokenResponse, OAuthError> {
     let client = client.ok_or(OAuthError::InvalidClient { basic: false })?;
     let registered: std::collections::BTreeSet<&str> = client.scopes.iter().map(String::as_str).collect();
@@ -56,6 +57,7 @@ pub(crate) async fn grant(
         roles: Vec::new(),
         username: None,
         sid: None,
+        bound_key: dpop_key,
     })?;
-    Ok(TokenResponse::bearer(issued, scope, None))
+    Ok(TokenResponse::issued(issued, scope, None))
 }

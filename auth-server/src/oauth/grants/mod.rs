@@ -49,21 +49,33 @@ impl GrantRequest {
 
     /// Runs the grant for `client` (authenticated, when it presented credentials) or
     /// `public_client` (a registered public client that named itself by `client_id`).
+    /// `dpop_key` is the thumbprint of the key of a valid DPoP proof sent with the request:
+    /// every grant then binds its access token to that key (`token_type: DPoP`). A client
+    /// registered with `--dpop` must send one.
     pub(crate) async fn grant(
         self,
         state: &AppState,
         client: Option<Client>,
         public_client: Option<Client>,
+        dpop_key: Option<String>,
     ) -> Result<TokenResponse, OAuthError> {
+        let named = client.as_ref().or(public_client.as_ref());
+        if dpop_key.is_none() && named.is_some_and(|client| client.dpop_required) {
+            return Err(OAuthError::InvalidDpopProof("this client must send a DPoP proof".into()));
+        }
         match self {
             Self::AuthorizationCode(params) => {
-                authorization_code::grant(state, client.or(public_client), params).await
+                authorization_code::grant(state, client.or(public_client), params, dpop_key).await
             }
-            Self::RefreshToken(params) => refresh_token::grant(state, client.or(public_client), params).await,
+            Self::RefreshToken(params) => {
+                refresh_token::grant(state, client.or(public_client), params, dpop_key).await
+            }
             // A public client has no secret to prove it is the service it claims to be.
-            Self::ClientCredentials(params) => client_credentials::grant(state, client, params).await,
+            Self::ClientCredentials(params) => {
+                client_credentials::grant(state, client, params, dpop_key).await
+            }
             // Acting for a user takes a client that proves who it is (RFC 8693 §2.1).
-            Self::TokenExchange(params) => token_exchange::grant(state, client, params).await,
+            Self::TokenExchange(params) => token_exchange::grant(state, client, params, dpop_key).await,
         }
     }
 }

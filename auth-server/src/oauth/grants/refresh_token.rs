@@ -1,5 +1,6 @@
 //! `grant_type=refresh_token` (RFC 6749 §6): rotates a refresh token. Presenting a used one is
-//! reuse: the whole session is revoked (RFC 9700 §4.14.2). The scope can only narrow.
+//! reuse: the whole session is revoked (RFC 9700 §4.14.2). The scope can only narrow. A
+//! session bound to a DPoP key refreshes only with a proof of that key (RFC 9449 §5).
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
@@ -38,6 +39,7 @@ pub(crate) async fn grant(
     state: &AppState,
     client: Option<Client>,
     params: RefreshTokenParams,
+    dpop_key: Option<String>,
 ) -> Result<TokenResponse, OAuthError> {
     let token_hash = hash_token(params.refresh_token.expose_secret());
     let now = state.clock.now();
@@ -58,6 +60,21 @@ pub(crate) async fn grant(
     // (public) or authenticates (confidential) itself (DESIGN.md "Codes and refresh").
     if client.is_none() && record.client_id != crate::oauth::FIRST_PARTY_CLIENT {
         return Err(OAuthError::InvalidClient { basic: false });
+    }
+    // A bound refresh token only works with a proof of its key (RFC 9449 §5), checked before
+    // anything is rotated: without the key, a stolen token is not even a reuse.
+    if let Some(bound) = record.dpop_jkt.as_deref() {
+        match dpop_key.as_deref() {
+            None => {
+                return Err(OAuthError::InvalidDpopProof("this refresh token requires a DPoP proof".into()));
+            }
+            Some(key) if key != bound => {
+                return Err(OAuthError::InvalidDpopProof(
+                    "DPoP proof key does not match the refresh token".into(),
+                ));
+            }
+            Some(_) => {}
+        }
     }
     if record.state(now) == RefreshTokenState::Expired {
         return Err(OAuthError::InvalidGrant("refresh token expired"));
@@ -97,8 +114,9 @@ pub(crate) async fn grant(
         roles: user.roles.clone(),
         username: Some(user.username.clone()),
         sid: Some(record.sid.clone()),
+        bound_key: dpop_key,
     })?;
-    Ok(TokenResponse::bearer(issued, scope, Some(next.plain.expose_secret().to_owned())))
+    Ok(TokenResponse::issued(issued, scope, Some(next.plain.expose_secret().to_owned())))
 }
 
 /// A refresh token was presented twice: someone else may hold it. End the whole session.

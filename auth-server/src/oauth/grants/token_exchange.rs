@@ -111,6 +111,7 @@ pub(crate) async fn grant(
     state: &AppState,
     client: Option<Client>,
     params: TokenExchangeParams,
+    dpop_key: Option<String>,
 ) -> Result<TokenResponse, OAuthError> {
     let client = client.ok_or(OAuthError::InvalidClient { basic: false })?;
     if !client.may_exchange() {
@@ -146,6 +147,9 @@ pub(crate) async fn grant(
         roles: subject.roles.clone(),
         username: subject.preferred_username.clone(),
         sid: subject.sid.clone(),
+        // The subject token's own binding is the user's client's key, which this caller does
+        // not hold: the exchanged token is bound only to a proof the caller sent itself.
+        bound_key: dpop_key,
     };
     // RFC 8693 §4.1: the current actor outermost, the earlier ones nested inside it.
     let actor = Actor { sub: client.client_id.clone(), act: subject.act.clone().map(Box::new) };
@@ -154,7 +158,7 @@ pub(crate) async fn grant(
         .issue_delegated(request, Delegation { actor, not_after: subject.exp })?
         .ok_or(OAuthError::InvalidGrant("subject_token expired"))?;
     tracing::info!("token exchanged on behalf of the user");
-    let mut response = TokenResponse::bearer(issued, scope, None);
+    let mut response = TokenResponse::issued(issued, scope, None);
     response.issued_token_type = Some(ACCESS_TOKEN_TYPE.to_owned());
     Ok(response)
 }
