@@ -182,7 +182,7 @@ pub async fn demo_seed(state: &AppState, client_secret: &SecretString) -> anyhow
             .await?;
         println!("created client orders-service");
     }
-    for (client_id, redirect_uris, post_logout) in demo_browser_clients() {
+    for (client_id, redirect_uris, post_logout, dpop_required) in demo_browser_clients() {
         if store::clients::find(&state.pool, client_id).await?.is_none() {
             let registration = clients::Registration {
                 scopes: ["openid", "profile"]
@@ -194,6 +194,7 @@ pub async fn demo_seed(state: &AppState, client_secret: &SecretString) -> anyhow
                 post_logout_redirect_uris: post_logout,
                 public: true,
                 first_party: true,
+                dpop_required,
                 ..clients::Registration::default()
             };
             clients::register(&state.pool, client_id, &clients::generate_secret(), &registration).await?;
@@ -218,13 +219,14 @@ fn orders_service_registration() -> clients::Registration {
 }
 
 /// The public, first-party browser clients of the demo (DESIGN.md "Clients"): the demo web
-/// app, and Swagger UI on each binary's `/docs`.
-fn demo_browser_clients() -> [(&'static str, Vec<String>, Vec<String>); 2] {
+/// app, whose tokens are DPoP-bound to a key the page cannot export (`--dpop`), and Swagger UI
+/// on each binary's `/docs`, which sends bearer tokens.
+fn demo_browser_clients() -> [(&'static str, Vec<String>, Vec<String>, bool); 2] {
     let demo_web = "http://127.0.0.1:8083";
     let swagger =
         [8080, 8081, 8082].map(|port| format!("http://127.0.0.1:{port}/docs/oauth2-redirect.html")).to_vec();
     [
-        ("demo-web", vec![format!("{demo_web}/callback")], vec![format!("{demo_web}/")]),
-        ("swagger-ui", swagger, Vec::new()),
+        ("demo-web", vec![format!("{demo_web}/callback")], vec![format!("{demo_web}/")], true),
+        ("swagger-ui", swagger, Vec::new(), false),
     ]
 }

@@ -197,6 +197,9 @@ function wireControls() {
 async function enterSession() {
   showLoggedIn(true);
   try {
+    const key = await oidc.dpopKey();
+    byId("dpop-thumbprint").textContent = key.thumbprint;
+    byId("dpop-extractable").textContent = key.extractable ? "yes" : "no";
     await Promise.all([loadProfile(), loadOrders()]);
   } catch (error) {
     sayError(error);

@@ -1,6 +1,8 @@
 // Login, refresh and logout for a public browser client: the OAuth 2.0 authorization code flow
 // with PKCE (RFC 6749 §4.1, RFC 7636), OpenID Connect (Core §3.1, RP-Initiated Logout 1.0) and
-// the authorization response's `iss` (RFC 9207, against mix-up).
+// the authorization response's `iss` (RFC 9207, against mix-up). Every token is DPoP-bound
+// (RFC 9449, dpop.js): each token request and each call to a service carries a proof signed by a
+// key the page cannot export, so a token copied out of the page works nowhere else.
 //
 // Where the tokens live (README "Demo web app"): the access, refresh and id tokens are in the
 // variable `tokens` of this module and nowhere else, never in localStorage or sessionStorage
@@ -8,6 +10,8 @@
 // them; the app then logs in again silently (prompt=none), which the auth server's SSO session
 // cookie allows without the form. sessionStorage holds only what the redirect round trip needs
 // (state, nonce, PKCE verifier, removed on return) and a flag "this tab was logged in".
+
+import * as dpop from "./dpop.js";
 
 const PENDING_LOGIN = "demo-web.pending-login";
 const PENDING_LOGOUT = "demo-web.pending-logout";
@@ -160,15 +164,24 @@ export function refresh() {
 }
 
 /**
- * Calls a service with the access token. On a 401 for an invalid (expired) token it refreshes
- * once and retries; without the auth server that refresh throws AuthServerUnreachable.
+ * Calls a service with the access token and a fresh DPoP proof for this request (RFC 9449 §7.1).
+ * On a 401 for an invalid (expired) token it refreshes once and retries with a new proof;
+ * without the auth server that refresh throws AuthServerUnreachable.
  */
 export async function authorizedFetch(url, options = {}) {
   if (tokens === null) {
     throw new SessionEnded("not logged in");
   }
-  const send = () =>
-    fetch(url, { ...options, headers: { ...options.headers, Authorization: `Bearer ${tokens.accessToken}` } });
+  const method = (options.method ?? "GET").toUpperCase();
+  const send = async () => {
+    const { accessToken } = tokens;
+    const headers = {
+      ...options.headers,
+      Authorization: `DPoP ${accessToken}`,
+      DPoP: await dpop.proof(method, url, accessToken),
+    };
+    return fetch(url, { ...options, headers });
+  };
   const response = await send();
   const challenge = response.headers.get("WWW-Authenticate") ?? "";
   if (response.status !== 401 || !challenge.includes("invalid_token")) {
@@ -210,7 +223,17 @@ export function forget() {
   sessionStorage.removeItem(SIGNED_IN);
 }
 
+/** The page's DPoP key: its thumbprint (the tokens' `cnf.jkt`) and whether script can read it. */
+export function dpopKey() {
+  return dpop.describeKey();
+}
+
 function keep(answer) {
+  // The auth server binds every token of this client to the proof's key (`--dpop`); a Bearer
+  // answer would be a token anyone holding it could use.
+  if (answer.token_type !== "DPoP") {
+    throw new Error(`the token endpoint issued a ${answer.token_type} token, not a DPoP-bound one`);
+  }
   tokens = {
     accessToken: answer.access_token,
     // A refresh answer may leave out what did not change.
@@ -219,12 +242,18 @@ function keep(answer) {
   };
 }
 
-/** POSTs a form to the token endpoint; throws AuthServerUnreachable or an Error with the reason. */
+/**
+ * POSTs a form to the token endpoint with a DPoP proof; throws AuthServerUnreachable or an Error
+ * with the reason.
+ */
 async function tokenRequest(fields) {
   const endpoints = await discover();
   const response = await reach(endpoints.token_endpoint, {
     method: "POST",
-    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    headers: {
+      "Content-Type": "application/x-www-form-urlencoded",
+      DPoP: await dpop.proof("POST", endpoints.token_endpoint),
+    },
     body: new URLSearchParams(fields),
   });
   const answer = await response.json().catch(() => ({}));

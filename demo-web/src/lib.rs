@@ -28,6 +28,8 @@ pub const INDEX_HTML: &str = include_str!("../assets/index.html");
 pub const APP_JS: &str = include_str!("../assets/app.js");
 /// Login, refresh and logout with the tokens in memory (an ES module imported by `app.js`).
 pub const OIDC_JS: &str = include_str!("../assets/oidc.js");
+/// The page's DPoP key (non-extractable, Web Crypto) and its proofs (imported by `oidc.js`).
+pub const DPOP_JS: &str = include_str!("../assets/dpop.js");
 /// The style sheet.
 pub const STYLE_CSS: &str = include_str!("../assets/style.css");
 
@@ -76,6 +78,7 @@ pub fn router(site: &Site) -> Router {
         .route("/callback", get(index))
         .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
         .route("/oidc.js", get(|| async { asset("text/javascript; charset=utf-8", OIDC_JS) }))
+        .route("/dpop.js", get(|| async { asset("text/javascript; charset=utf-8", DPOP_JS) }))
         .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
         .route(
             "/config.json",
@@ -161,11 +164,12 @@ mod tests {
         (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
     }
 
-    const PATHS: [&str; 9] = [
+    const PATHS: [&str; 10] = [
         "/",
         "/callback",
         "/app.js",
         "/oidc.js",
+        "/dpop.js",
         "/style.css",
         "/config.json",
         "/healthz",
@@ -217,6 +221,7 @@ mod tests {
             ("/callback", "text/html; charset=utf-8", INDEX_HTML),
             ("/app.js", "text/javascript; charset=utf-8", APP_JS),
             ("/oidc.js", "text/javascript; charset=utf-8", OIDC_JS),
+            ("/dpop.js", "text/javascript; charset=utf-8", DPOP_JS),
             ("/style.css", "text/css; charset=utf-8", STYLE_CSS),
         ] {
             let (status, headers, served) = get(path).await;
@@ -273,7 +278,7 @@ mod tests {
     /// a display name or an order item can never become markup.
     #[tokio::test]
     async fn the_scripts_never_parse_html_or_evaluate_strings() {
-        for path in ["/app.js", "/oidc.js"] {
+        for path in ["/app.js", "/oidc.js", "/dpop.js"] {
             let (_, _, script) = get(path).await;
 
             for forbidden in

@@ -313,7 +313,17 @@ impl Launcher {
             let origin =
                 self.url(&web_app.name).with_context(|| format!("{} has no address", web_app.name))?;
             let (callback, home) = (format!("{origin}/callback"), format!("{origin}/"));
-            let args = ["clients", "create", &web_app.name, "--public", "--first-party", "--scope", &scope];
+            // The web apps bind their tokens to a key the page cannot export (DPoP).
+            let args = [
+                "clients",
+                "create",
+                &web_app.name,
+                "--public",
+                "--first-party",
+                "--dpop",
+                "--scope",
+                &scope,
+            ];
             let uris = ["--redirect-uri", &callback, "--post-logout-redirect-uri", &home];
             self.run(&auth, &[&args[..], &uris[..]].concat()).await?;
         }

@@ -296,6 +296,7 @@ fn demo_seed_is_idempotent() {
     let demo_web = client("demo-web");
     assert_eq!(demo_web["redirect_uris"], serde_json::json!(["http://127.0.0.1:8083/callback"]));
     assert_eq!((&demo_web["public"], &demo_web["first_party"]), (&Value::Bool(true), &Value::Bool(true)));
+    assert_eq!(demo_web["dpop_required"], Value::Bool(true), "the demo app's tokens are DPoP-bound");
     let swagger = client("swagger-ui");
     assert_eq!(
         swagger["redirect_uris"],
@@ -306,6 +307,7 @@ fn demo_seed_is_idempotent() {
         ])
     );
     assert_eq!(swagger["public"], Value::Bool(true));
+    assert_eq!(swagger["dpop_required"], Value::Bool(false), "Swagger UI sends bearer tokens");
 }
 
 #[test]

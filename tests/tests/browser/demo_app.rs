@@ -163,17 +163,20 @@ async fn the_demo_app_logs_in_keeps_working_through_an_auth_outage_refreshes_and
     println!("[demo app] token expired after {:?}: 401, refresh, retried order 201", logged_in_at.elapsed());
 
     // 4. Logout through the end_session_endpoint: both services reject the last access token
-    //    within one revocation poll.
+    //    within one revocation poll. The token is DPoP-bound, so from outside the page it only
+    //    shows which check refuses it: the proof (wrong key) while the token is good, the token
+    //    itself once it is revoked.
     let token = requests
         .iter()
         .rev()
         .filter(|r| r.is_under(&users) || r.is_under(&orders))
         .find_map(|r| r.authorization.clone())
-        .and_then(|header| header.strip_prefix("Bearer ").map(str::to_owned))
-        .expect("the app sent a bearer token");
+        .and_then(|header| header.strip_prefix("DPoP ").map(str::to_owned))
+        .expect("the app sent a DPoP-bound token");
     let me = format!("{users}/v1/users/me");
     let my_orders = format!("{orders}/v1/orders");
-    assert_eq!(platform.status_with(&me, &token).await, 200, "the token works before logout");
+    let before = platform.copied_token_answer(&me, &token).await;
+    assert_eq!(before, (401, "invalid_dpop_proof".to_owned()), "the token is still good before logout");
     browser.click("#logout").await;
     browser
         .wait_until("logged out, back in the app", "return isShown(document.getElementById('login'))")
@@ -183,9 +186,12 @@ async fn the_demo_app_logs_in_keeps_working_through_an_auth_outage_refreshes_and
     assert_eq!(browser.text("#message").await, "You are logged out.");
     let poll = Duration::from_secs(platform.options.revocation_poll_secs);
     loop {
-        let statuses =
-            (platform.status_with(&me, &token).await, platform.status_with(&my_orders, &token).await);
-        if statuses == (401, 401) {
+        let revoked = (401, "invalid_token".to_owned());
+        let statuses = (
+            platform.copied_token_answer(&me, &token).await,
+            platform.copied_token_answer(&my_orders, &token).await,
+        );
+        if statuses == (revoked.clone(), revoked) {
             break;
         }
         assert!(

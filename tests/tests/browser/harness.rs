@@ -12,6 +12,9 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use shared_auth::dpop::ProofKey;
+use shared_auth::jws::Algorithm;
+use shared_auth::time::unix_now_i64;
 use testkit::Services;
 use testkit::launch::{self, Launcher};
 
@@ -98,10 +101,34 @@ impl Platform {
         self.stack.start_service(&auth).await.unwrap();
     }
 
-    /// The status `GET url` answers with `token`.
-    pub(crate) async fn status_with(&self, url: &str, token: &str) -> u16 {
-        self.http.get(url).bearer_auth(token).send().await.unwrap().status().as_u16()
+    /// What a service answers to `GET url` with a token copied out of the page, presented the
+    /// way an attacker without the page's key can: the DPoP scheme and a proof signed by a key
+    /// of its own. The status and the `error` of the challenge: `invalid_dpop_proof` while the
+    /// token itself is still good (the services check the token before the proof), and
+    /// `invalid_token` once it is revoked.
+    pub(crate) async fn copied_token_answer(&self, url: &str, token: &str) -> (u16, String) {
+        let key = ProofKey::generate(Algorithm::ES256).unwrap();
+        let proof = key.proof("GET", url, Some(token), unix_now_i64()).unwrap();
+        let response = self
+            .http
+            .get(url)
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", proof)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), challenge_error(&response))
     }
+}
+
+/// The `error` parameter of a response's first `WWW-Authenticate` challenge, or "".
+pub(crate) fn challenge_error(response: &reqwest::Response) -> String {
+    let challenge = response.headers().get("www-authenticate").and_then(|value| value.to_str().ok());
+    challenge
+        .and_then(|challenge| challenge.split("error=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// One request the page made, from Chromium's network log (DevTools `Network.*` events).
@@ -113,6 +140,8 @@ pub(crate) struct Request {
     pub(crate) url: String,
     /// The `Authorization` header the page sent, if any.
     pub(crate) authorization: Option<String>,
+    /// The `DPoP` proof header the page sent, if any.
+    pub(crate) dpop: Option<String>,
     /// The response status, once one arrived.
     pub(crate) status: Option<u16>,
     /// Why it failed without a response (`net::ERR_CONNECTION_REFUSED`, a CORS refusal, ...).
@@ -394,15 +423,21 @@ impl Browser {
                 "Network.requestWillBeSent" => {
                     let request = &params["request"];
                     let headers = request["headers"].as_object();
-                    let authorization = headers.and_then(|headers| {
-                        headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-                    });
+                    let header = |wanted: &str| {
+                        headers
+                            .and_then(|headers| {
+                                headers.iter().find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+                            })
+                            .and_then(|(_, value)| value.as_str())
+                            .map(str::to_owned)
+                    };
                     self.by_id.insert(id, self.requests.len());
                     self.requests.push(Request {
                         seq: self.requests.len(),
                         method: request["method"].as_str().unwrap_or_default().to_owned(),
                         url: request["url"].as_str().unwrap_or_default().to_owned(),
-                        authorization: authorization.and_then(|(_, value)| value.as_str()).map(str::to_owned),
+                        authorization: header("authorization"),
+                        dpop: header("dpop"),
                         status: None,
                         failure: None,
                     });

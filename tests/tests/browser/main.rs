@@ -5,6 +5,8 @@
 //! - `demo_app`: log in through the demo app, edit the profile, order; stop the auth server and
 //!   keep ordering; start it again and refresh past the token's expiry; log out and see both
 //!   services reject the old token.
+//! - `dpop`: the demo app's tokens are DPoP-bound to a key its page cannot export; copied out
+//!   of the page, a token is refused as Bearer, without a proof, replayed and with another key.
 //! - `swagger_ui`: "Authorize" on a service's `/docs`, then "Try it out" on `GET /v1/users/me`.
 //! - `login_page`: the hosted login page by keyboard alone.
 //!
@@ -18,6 +20,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod demo_app;
+mod dpop;
 mod harness;
 mod login_page;
 mod swagger_ui;
