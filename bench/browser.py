@@ -6,7 +6,9 @@ A flow is what a user of a relying party does (DESIGN.md "Authorization endpoint
 login"): GET /oauth2/authorize, which answers the login page; POST the page's form (its hidden
 inputs unchanged, plus the credentials) to /oauth2/login, which answers 302 to the redirect URI
 with code, state and iss; then the relying party's POST /oauth2/token with grant_type
-authorization_code, the PKCE verifier and its client_id (a public client).
+authorization_code, the PKCE verifier and its client_id (a public client). A client registered
+with `--dpop` (demo-web) sends a DPoP proof with it (DpopKey), and then with every call made with
+the token it gets.
 """
 import base64
 import hashlib
@@ -196,10 +198,11 @@ class Agent:
             self.connection.close()
             self.connection = None
 
-    def request(self, method, path, form=None):
-        """One request (a form body when `form`, a list of pairs, is given); a connection that
-        fails is closed and the error raised, never retried (a login must not be sent twice)."""
-        headers = {}
+    def request(self, method, path, form=None, headers=None):
+        """One request (a form body when `form`, a list of pairs, is given, and `headers` on top);
+        a connection that fails is closed and the error raised, never retried (a login must not be
+        sent twice)."""
+        headers = dict(headers or {})
         body = None
         if form is not None:
             body = urllib.parse.urlencode(form)
@@ -252,15 +255,86 @@ def exchange_form(client, code, verifier):
             ("code_verifier", verifier), ("client_id", client.client_id)]
 
 
-def redeem(agent, client, code, verifier):
-    """POST /oauth2/token for the code; returns the token response (with an id_token)."""
-    answer = agent.request("POST", "/oauth2/token", exchange_form(client, code, verifier))
+def redeem(agent, client, code, verifier, dpop_key=None, issuer=None):
+    """POST /oauth2/token for the code; returns the token response (with an id_token). With
+    `dpop_key`, the request carries a proof for `issuer`'s token endpoint and the access token
+    must come back DPoP-bound to that key."""
+    headers = {}
+    if dpop_key is not None:
+        headers["DPoP"] = dpop_key.proof("POST", f"{issuer}/oauth2/token")
+    answer = agent.request("POST", "/oauth2/token", exchange_form(client, code, verifier), headers)
     if answer.status != 200:
         raise FlowError("token", answer.status, answer.body[:200])
     tokens = json.loads(answer.body)
     if "id_token" not in tokens or "refresh_token" not in tokens:
         raise FlowError("token", answer.status, "no id_token or refresh_token")
+    if dpop_key is not None and tokens.get("token_type") != "DPoP":
+        raise FlowError("token", answer.status, f"a {tokens.get('token_type')} token, not a DPoP-bound one")
     return tokens
+
+
+def _base64url(data):
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+class DpopKey:
+    """A client's ES256 key for DPoP proofs (RFC 9449 §4), from the `cryptography` package
+    (imported here only, so the rest of this module needs nothing outside the standard library).
+    It can be saved to a PEM file and loaded again, for a shell script that makes one proof per
+    call."""
+
+    def __init__(self, private_key=None):
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self._key = private_key or ec.generate_private_key(ec.SECP256R1())
+
+    @classmethod
+    def load(cls, path):
+        from cryptography.hazmat.primitives import serialization
+
+        with open(path, "rb") as file:
+            return cls(serialization.load_pem_private_key(file.read(), password=None))
+
+    def save(self, path):
+        from cryptography.hazmat.primitives import serialization
+
+        pem = self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+        with open(path, "wb") as file:
+            file.write(pem)
+
+    def jwk(self):
+        """The public key as the proof header carries it."""
+        numbers = self._key.public_key().public_numbers()
+        return {"kty": "EC", "crv": "P-256", "x": _base64url(numbers.x.to_bytes(32, "big")),
+                "y": _base64url(numbers.y.to_bytes(32, "big"))}
+
+    def thumbprint(self):
+        """RFC 7638: SHA-256 of the required members in lexicographic order, no whitespace."""
+        jwk = self.jwk()
+        canonical = json.dumps({name: jwk[name] for name in ("crv", "kty", "x", "y")}, separators=(",", ":"))
+        return _base64url(hashlib.sha256(canonical.encode()).digest())
+
+    def proof(self, method, url, access_token=None, iat=None):
+        """A proof for one request: `htu` the URL without query and fragment, a random `jti`,
+        `iat` now (or as given), and `ath` when it goes with an access token."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        parts = urllib.parse.urlsplit(url)
+        claims = {"jti": secrets.token_urlsafe(16), "htm": method,
+                  "htu": urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")),
+                  "iat": int(time.time()) if iat is None else iat}
+        if access_token is not None:
+            claims["ath"] = _base64url(hashlib.sha256(access_token.encode()).digest())
+        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk()}
+        signing_input = ".".join(_base64url(json.dumps(part, separators=(",", ":")).encode())
+                                 for part in (header, claims))
+        der = self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)
+        # JWS wants r || s, 32 bytes each (RFC 7518 §3.4), not DER.
+        return f"{signing_input}.{_base64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
 def run_flows(base_url, issuer, client, accounts, password, workers, seconds):

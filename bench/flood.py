@@ -113,8 +113,12 @@ def live_requests(services, secret):
     return plan_requests(documents, bodies, path_values, bearer, queries)
 
 
-# demo-seed's public, first-party browser client (auth-server/src/cli.rs).
+# demo-seed's public, first-party browser clients (auth-server/src/cli.rs). The tokens come from
+# swagger-ui's, which are bearer tokens: hey repeats one set of headers, and demo-web's tokens are
+# DPoP-bound, each call needing a new proof.
 DEMO_WEB = browser.Client("demo-web", "http://127.0.0.1:8083/callback", "openid profile profile:read")
+SWAGGER_UI = browser.Client("swagger-ui", "http://127.0.0.1:8080/docs/oauth2-redirect.html",
+                            "openid profile profile:read")
 
 
 def browser_requests(auth):
@@ -128,8 +132,8 @@ def browser_requests(auth):
     for _ in range(2):
         agent = browser.Agent(auth.url)
         try:
-            code, verifier = browser.log_in(agent, DEMO_WEB, "demo", "demo-password", auth.url)
-            tokens = browser.redeem(agent, DEMO_WEB, code, verifier)
+            code, verifier = browser.log_in(agent, SWAGGER_UI, "demo", "demo-password", auth.url)
+            tokens = browser.redeem(agent, SWAGGER_UI, code, verifier)
         except browser.FlowError as error:
             raise FloodError(f"browser login as demo: {error}") from None
         finally:

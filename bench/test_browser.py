@@ -5,6 +5,7 @@
 """
 import base64
 import hashlib
+import json
 import os
 import sys
 import unittest
@@ -157,6 +158,43 @@ class BrowserScriptsTest(unittest.TestCase):
         self.assertIn('"grant_type=refresh_token&client_id=bench-web&refresh_token=" .. current',
                       run.refresh_chain_script("/scratch/r", "&client_id=bench-web"))
         self.assertIn('"grant_type=refresh_token&refresh_token=" .. current', run.refresh_chain_script("/scratch/r"))
+
+
+class DpopKeyTest(unittest.TestCase):
+    @staticmethod
+    def part(jws, index):
+        encoded = jws.split(".")[index]
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+
+    def test_a_proof_names_the_request_and_the_token_and_verifies_with_its_public_key(self):
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+        key = browser.DpopKey()
+        proof = key.proof("GET", "http://127.0.0.1:8081/v1/users/me?x=1#y", "the-token", iat=1_700_000_000)
+
+        header, claims = (json.loads(self.part(proof, index)) for index in (0, 1))
+        self.assertEqual((header["typ"], header["alg"], header["jwk"]), ("dpop+jwt", "ES256", key.jwk()))
+        self.assertNotIn("d", header["jwk"])
+        self.assertEqual((claims["htm"], claims["htu"], claims["iat"]),
+                         ("GET", "http://127.0.0.1:8081/v1/users/me", 1_700_000_000))
+        self.assertEqual(self.part(f"x.{claims['ath']}", 1), hashlib.sha256(b"the-token").digest())
+        signature = self.part(proof, 2)
+        self.assertEqual(len(signature), 64)
+        der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+        key._key.public_key().verify(der, proof.rsplit(".", 1)[0].encode(), ec.ECDSA(hashes.SHA256()))
+        self.assertNotEqual(json.loads(self.part(key.proof("GET", "http://a/"), 1))["jti"], claims["jti"])
+
+    def test_a_saved_key_loads_with_the_same_thumbprint(self):
+        key = browser.DpopKey()
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"dpop-test-{os.getpid()}.pem")
+        try:
+            key.save(path)
+            self.assertEqual(browser.DpopKey.load(path).thumbprint(), key.thumbprint())
+        finally:
+            os.remove(path)
+        self.assertNotEqual(browser.DpopKey().thumbprint(), key.thumbprint())
 
 
 if __name__ == "__main__":

@@ -95,6 +95,20 @@ http() {
     echo "${code:-000}"
     cat "$WORK/body" 2>/dev/null || true
 }
+# dpop_http METHOD URL TOKEN [JSON-BODY] -> like http, for a DPoP-bound token: `Authorization: DPoP`
+# and a fresh proof for this request, signed by the key in $WORK/dpop.pem (bench/browser.py).
+dpop_http() {
+    local method="$1" url="$2" token="$3" body="${4:-}" proof args code
+    proof="$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import browser; print(browser.DpopKey.load(sys.argv[2]).proof(sys.argv[3], sys.argv[4], sys.argv[5]))' \
+        "$REPO_ROOT/bench" "$WORK/dpop.pem" "$method" "$url" "$token" 2>/dev/null)" || proof=none
+    args=(-sS -o "$WORK/body" -w '%{http_code}' --max-time 10 -X "$method"
+        -H "Authorization: DPoP $token" -H "DPoP: $proof")
+    [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data "$body")
+    rm -f "$WORK/body"
+    code="$(curl "${args[@]}" "$url" 2>/dev/null)" || true
+    echo "${code:-000}"
+    cat "$WORK/body" 2>/dev/null || true
+}
 # response_header URL NAME [CURL-ARGS...] -> the value of header NAME (case-insensitive), empty if
 # absent or nothing answered.
 response_header() {
@@ -277,18 +291,22 @@ expect_equal "preflight from $USERS (its Swagger UI) to auth-server POST /oauth2
 
 # A whole login as the demo app does it: GET /oauth2/authorize as the public client demo-web with
 # PKCE, the hosted login form posted back with its CSRF cookie and hidden inputs, 302 to the
-# callback with code, state and iss; the code exchanged at the token endpoint with client_id alone.
+# callback with code, state and iss; the code exchanged at the token endpoint with client_id alone
+# and a DPoP proof (demo-web is registered with --dpop), so the token is bound to a key kept in
+# $WORK/dpop.pem, which every later call with it proves.
 # bench/browser.py is the scripted browser; it connects to 127.0.0.1 and names the issuer's host
 # in Host, as a browser does with *.localhost (Python itself asks the system resolver, which need
 # not know *.localhost).
 t0=$(now)
 if WEB_TOKEN="$(python3 - "$REPO_ROOT/bench" "$AUTH" "$ISSUER" "$DEMO_WEB_REDIRECT_URI" \
-    "$(json_get scope <<<"$config")" 2>"$WORK/login.err" <<'PY'
+    "$(json_get scope <<<"$config")" "$WORK/dpop.pem" 2>"$WORK/login.err" <<'PY'
 import http.client, sys, urllib.parse
 sys.path.insert(0, sys.argv[1])
 import browser  # bench/browser.py
 
-auth, issuer, redirect_uri, scope = sys.argv[2:6]
+auth, issuer, redirect_uri, scope, key_file = sys.argv[2:7]
+key = browser.DpopKey()
+key.save(key_file)
 issuer_host = urllib.parse.urlsplit(issuer).netloc
 
 class IssuerConnection(http.client.HTTPConnection):
@@ -300,23 +318,27 @@ agent = browser.Agent(auth)
 agent.connection = IssuerConnection(agent.host, agent.port, timeout=agent.timeout)
 client = browser.Client("demo-web", redirect_uri, scope)
 code, verifier = browser.log_in(agent, client, "demo", "demo-password", issuer)
-tokens = browser.redeem(agent, client, code, verifier)
+tokens = browser.redeem(agent, client, code, verifier, dpop_key=key, issuer=issuer)
 print(tokens["access_token"])
 PY
 )"; then
-    ok "authorization code login as demo through the hosted login page, code exchanged ($(since "$t0")s)"
+    ok "authorization code login as demo through the hosted login page, code exchanged for a DPoP-bound token ($(since "$t0")s)"
 else
     fail "authorization code login as client demo-web: $(tail -n 5 "$WORK/login.err")"
     WEB_TOKEN=none
 fi
-r="$(http GET "$USERS/v1/users/me" "$WEB_TOKEN")"
-expect "GET users-service /v1/users/me with the code-flow token" 200 "$r"
+r="$(dpop_http GET "$USERS/v1/users/me" "$WEB_TOKEN")"
+expect "GET users-service /v1/users/me with the code-flow token and a DPoP proof" 200 "$r"
 expect_equal "the code-flow token's profile" demo "$(body_of "$r" | json_get username)"
-expect "POST orders-service /v1/orders with the code-flow token" 201 \
-    "$(http POST "$ORDERS/v1/orders" "$WEB_TOKEN" '{"item":"demo-web-book","quantity":1}')"
+expect "POST orders-service /v1/orders with the code-flow token and a DPoP proof" 201 \
+    "$(dpop_http POST "$ORDERS/v1/orders" "$WEB_TOKEN" '{"item":"demo-web-book","quantity":1}')"
+# RFC 9449 §7.2: the same token without the key is worth nothing.
+expect "the DPoP-bound token sent as a bearer token is refused" 401 "$(http GET "$USERS/v1/users/me" "$WEB_TOKEN")"
+expect "the DPoP-bound token without a proof is refused" 401 \
+    "$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -H "Authorization: DPoP $WEB_TOKEN" "$USERS/v1/users/me")"
 expect_equal "a GET from the demo app's origin may be read by it" "$WEB" \
     "$(response_header "$USERS/v1/users/me" Access-Control-Allow-Origin -H "Origin: $WEB" \
-        -H "Authorization: Bearer $WEB_TOKEN")"
+        -H "Authorization: DPoP $WEB_TOKEN")"
 
 # ---- auth-server outage -----------------------------------------------------------------------
 log "stopping auth-server"
@@ -325,7 +347,7 @@ expect "auth-server is really down (login)" 000 "$(http POST "$AUTH/v1/auth/logi
 # DESIGN.md "Demo web app": a logged-in tab keeps working without the auth server.
 expect "the demo app is served with auth-server down" 200 "$(http GET "$WEB/config.json")"
 expect "the code-flow token works with auth-server down (orders-service)" 200 \
-    "$(http GET "$ORDERS/v1/orders" "$WEB_TOKEN")"
+    "$(dpop_http GET "$ORDERS/v1/orders" "$WEB_TOKEN")"
 
 read -r n1 f1 p50_1 p99_1 < <(load "$REQUESTS" "$TOKEN")
 log "outage, services running: $n1 requests, $f1 failures, p50 ${p50_1} ms, p99 ${p99_1} ms"
