@@ -118,7 +118,12 @@ def section_verify(rows, quick):
     algorithms = ("EdDSA", "ES256", "RS256")
     names = [f"{alg}/{kind}" for alg in algorithms for kind in ("raw_signature", "verify_cold", "verify_cached")]
     names += ["EdDSA_peers/jwt_authorizer_check_auth", "EdDSA_peers/jsonwebtoken_decode"]
+    names += [f"dpop_{alg}/{kind}" for alg in ("ES256", "EdDSA") for kind in ("proof_signature", "verify_dpop")]
     means = criterion_means("shared-auth", "verify", names, quick)
+    dpop = [means[f"dpop_{alg}/verify_dpop"] / means[f"dpop_{alg}/proof_signature"] for alg in ("ES256", "EdDSA")]
+    rows.append(Row("DPoP: repeated bound token + fresh proof ÷ the proof's bare signature check, ES256 / EdDSA",
+                    f"**{' / '.join(f'{r:.2f}' for r in dpop)}**", at_most(1.15, "≤ 1.15"),
+                    "criterion `verify_dpop` vs `proof_signature`: the token check comes from the cache", dpop))
     cold = [means[f"{alg}/verify_cold"] / means[f"{alg}/raw_signature"] for alg in algorithms]
     rows.append(Row("cold verify ÷ raw signature check, EdDSA / ES256 / RS256", f"**{' / '.join(f'{r:.2f}' for r in cold)}**",
                     at_most(1.15, "≤ 1.15"), "criterion `verify_cold` (token cache off) vs `raw_signature`", cold))
@@ -214,7 +219,7 @@ def section_login(rows, quick, env_extra=None):
 def section_verification(rows, quick):
     """A trivial route behind shared-auth vs the same route unprotected, on one binary."""
     seconds = 5 if quick else 10
-    results = {}
+    results, dpop_results = {}, {}
     for algorithm in ("EdDSA", "ES256", "RS256"):
         port = harness.free_port()
         server = harness.spawn([harness.bin_path("verify-bench-server"), f"127.0.0.1:{port}", algorithm],
@@ -239,6 +244,16 @@ def section_verification(rows, quick):
             rotating, _, bad, _, _ = wrk(url + "/protected", seconds, connections=32, script=token_rotation_script(token_file))
             assert bad == 0, f"{bad} non-2xx with valid distinct tokens"
             results[algorithm] = (base, repeated, rotating)
+            if algorithm in ("EdDSA", "ES256"):
+                # One repeated bound token with a fresh proof per request: more proofs than the
+                # run can send at the floor of one proof signature check per request.
+                count = (40_000 if algorithm == "EdDSA" else 12_000) * seconds
+                proofs = http("GET", url + f"/dpop-proofs?count={count}", timeout=600)[1].decode()
+                proof_file = harness.scratch_file(proofs, suffix=".proofs")
+                dpop_base, _, _, _, _ = wrk(url + "/unprotected", seconds, connections=32)
+                dpop_rate, total, bad, _, _ = wrk(url + "/protected", seconds, connections=32,
+                                                  script=proof_rotation_script(proof_file, 2))
+                dpop_results[algorithm] = (dpop_base, dpop_rate, total, bad, count)
         finally:
             harness.stop_process(server)
     base, repeated, _ = results["EdDSA"]
@@ -250,6 +265,12 @@ def section_verification(rows, quick):
         rows.append(Row(f"protected ÷ unprotected, distinct tokens ({algorithm})",
                         f"{rotating:.0f} ÷ {base:.0f} req/s = **{rotating / base:.2f}**", goal,
                         "20,000 distinct tokens cycled (cache holds 10,000): every request a miss", rotating / base))
+    for algorithm, (base, rate, total, bad, count) in dpop_results.items():
+        ran_out = f"; {bad} of {total} non-2xx: the {count} proofs ran out" if bad else ""
+        rows.append(Row(f"DPoP-protected ÷ unprotected, one token, fresh {algorithm} proofs",
+                        f"{rate:.0f} ÷ {base:.0f} req/s = **{rate / base:.2f}**{ran_out}", reported(),
+                        "verify-bench-server /protected with `Authorization: DPoP` and a new proof per request, wrk -c32; "
+                        "floor: one proof signature check per request (see the criterion row)", rate / base))
 
 
 def section_saturation_latency(rows, auth, quick):
@@ -278,6 +299,25 @@ def section_grants(rows, auth, quick):
     rate, _, bad, _, _ = wrk(auth.url + "/oauth2/token", seconds, connections=16, threads=2, script=cc)
     rows.append(Row("client_credentials grants per second (c16)", f"**{rate:.0f}/s** (non-2xx: {bad})",
                     at_least(7000, "≥ 7,000/s on 2 cores"), "wrk -c16 POST /oauth2/token, HTTP Basic; peer figure: ~2,400/s", rate))
+    # Token exchange (RFC 8693) as orders-service does it for a user, right after the client
+    # credentials run: the same endpoint, one more token check (the subject's, cache-served) and a
+    # session lookup in the database per exchange.
+    created = sh(harness.bin_path(AUTH_SERVER), "clients", "create", "orders-service", "--scope", "profile:read",
+                 "--audience", "users-service", "--exchange-audience", "users-service",
+                 env=dict(os.environ, DATA_DIR=auth.data, RUST_LOG="error"))
+    exchanger = base64.b64encode(f"orders-service:{json.loads(created)['client_secret']}".encode()).decode()
+    status, body = http("POST", auth.url + "/v1/auth/login", {"username": "bench", "password": "bench-password"})
+    assert status == 200, body
+    exchange = urllib.parse.urlencode({
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": json.loads(body)["access_token"],
+        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token", "audience": "users-service"})
+    cc_rate, _, _, _, _ = wrk(auth.url + "/oauth2/token", seconds, connections=16, threads=2, script=cc)
+    exchange_rate, _, bad, _, _ = wrk(auth.url + "/oauth2/token", seconds, connections=16, threads=2,
+                                      script=lua(exchange, "application/x-www-form-urlencoded", {"Authorization": f"Basic {exchanger}"}))
+    rows.append(Row("token exchanges ÷ client_credentials grants per second (c16)",
+                    f"{exchange_rate:.0f} ÷ {cc_rate:.0f}/s = **{exchange_rate / cc_rate:.2f}** (non-2xx: {bad})", reported(),
+                    "wrk -c16 POST /oauth2/token, one user token exchanged for users-service by orders-service, "
+                    "then the client credentials run again, back to back", exchange_rate / cc_rate))
     # Refresh: one chain of rotating refresh tokens per connection (one connection per thread,
     # so each Lua state owns its chain).
     chains = []
@@ -336,6 +376,33 @@ function response(status, headers, body)
     local code = string.match(location, "[?&]code=([^&]+)")
     if code then out:write(code, "\\n") end
   end
+end
+"""
+
+
+def proof_rotation_script(proof_file, threads):
+    """The file's first line is a DPoP-bound token, the rest fresh proofs for it. Every request
+    sends the token with the DPoP scheme and the next unused proof; thread N of `threads` keeps
+    proofs N, N + threads, ... (a proof is good once). A thread that runs out sends a used one:
+    its 401s show as non-2xx."""
+    return f"""
+local counter = 0
+function setup(thread) counter = counter + 1; thread:set("id", counter) end
+function init(args)
+  proofs, index, token = {{}}, 0, nil
+  local number = 0
+  for line in io.lines({harness.lua_string(proof_file)}) do
+    if token == nil then token = line
+    else
+      if number % {threads} == id - 1 then proofs[#proofs + 1] = line end
+      number = number + 1
+    end
+  end
+end
+function request()
+  index = index + 1
+  local proof = proofs[index] or proofs[1]
+  return wrk.format("GET", nil, {{["Authorization"] = "DPoP " .. token, ["DPoP"] = proof}})
 end
 """
 

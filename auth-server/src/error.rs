@@ -32,6 +32,9 @@ pub enum ApiError {
         /// Seconds until the address may register again.
         retry_after: u64,
     },
+    /// 400: the DPoP proof sent with a login fails a check (RFC 9449 §4.3).
+    #[error("invalid DPoP proof")]
+    InvalidDpopProof(shared_auth::dpop::ProofError),
     /// 503 with `Retry-After`: password hashing saturated.
     #[error("busy")]
     Busy,
@@ -75,6 +78,9 @@ impl IntoResponse for ApiError {
             }
             Self::TooManyRegistrations { retry_after } => {
                 too_many_requests("too many registrations from this address; try again later", retry_after)
+            }
+            Self::InvalidDpopProof(error) => {
+                Problem::new(StatusCode::BAD_REQUEST).with_detail(error.to_string()).into_response()
             }
             Self::Busy => problem::unavailable(1, "password hashing is saturated; retry shortly"),
             Self::Auth(error) => error.into_response(),

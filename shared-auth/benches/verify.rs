@@ -1,7 +1,9 @@
 //! What token verification costs, per algorithm: the bare signature check, a full verification
 //! with the verified-token cache disabled (`cache_capacity: 0`), and a repeat verification served
 //! by the cache; plus, for EdDSA, two peers validating the same token: the `jwt-authorizer`
-//! crate and plain `jsonwebtoken::decode`.
+//! crate and plain `jsonwebtoken::decode`; and DPoP (`dpop_ES256`, `dpop_EdDSA`): one repeated
+//! bound token with a fresh proof each time (`verify_dpop`) against the floor, the proof's bare
+//! signature check (`proof_signature`).
 //!
 //! Run with `cargo bench -p shared-auth --bench verify`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -84,5 +86,56 @@ fn peers(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ours, peers);
+/// A repeated bound token with a fresh proof per request: the token check comes from the
+/// cache, so what remains should be about one signature verification, the proof's.
+fn dpop(criterion: &mut Criterion) {
+    use criterion::BatchSize;
+    use shared_auth::dpop::ProofKey;
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let forger = Forger::new(Algorithm::EdDSA);
+    for algorithm in [Algorithm::ES256, Algorithm::EdDSA] {
+        let client = ProofKey::generate(algorithm).unwrap();
+        let mut claims = common::user_claims(ISSUER);
+        claims["cnf"] = serde_json::json!({ "jkt": client.thumbprint() });
+        let token = forger.sign(&claims);
+        let keys = KeyCache::new(common::key_cache_settings(ISSUER)).unwrap();
+        keys.replace_keys(forger.jwks()).unwrap();
+        let mut settings = VerifierSettings::new(ISSUER, AUDIENCE).with_public_url("http://bench.invalid");
+        // Every iteration remembers a proof: room for all of them.
+        settings.dpop.replay_capacity = 50_000_000;
+        let verifier = common::verifier_with_settings(keys, settings);
+        let uri = "http://bench.invalid/v1/orders";
+        let fresh_proof =
+            || client.proof("GET", uri, Some(&token), shared_auth::time::unix_now_i64()).unwrap();
+        runtime.block_on(verifier.verify_dpop(&token, &fresh_proof(), "GET", "/v1/orders")).unwrap();
+        let proof_key = VerifyingKey::from_jwk(&shared_auth::jws::Jwk {
+            alg: Some(algorithm.as_str().into()),
+            ..client.public_jwk()
+        })
+        .unwrap();
+
+        let mut group = criterion.benchmark_group(format!("dpop_{}", algorithm.as_str()));
+        group.bench_function("proof_signature", |bencher| {
+            bencher.iter_batched(
+                fresh_proof,
+                |proof| {
+                    let parts = jws::split_compact(&proof).unwrap();
+                    assert!(proof_key.verify(parts.signing_input, &parts.signature));
+                },
+                BatchSize::SmallInput,
+            );
+        });
+        group.bench_function("verify_dpop", |bencher| {
+            bencher.iter_batched(
+                fresh_proof,
+                |proof| runtime.block_on(verifier.verify_dpop(&token, &proof, "GET", "/v1/orders")).unwrap(),
+                BatchSize::SmallInput,
+            );
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, ours, peers, dpop);
 criterion_main!(benches);

@@ -320,6 +320,19 @@ impl ProofKey {
         Ok(Self { key: SigningKey::generate(algorithm)? })
     }
 
+    /// The key as PKCS#8 DER, to keep it (e.g. in a file only its owner can read).
+    pub fn to_pkcs8_der(&self) -> Result<Vec<u8>, KeyError> {
+        self.key.to_pkcs8_der()
+    }
+
+    /// A key kept with [`to_pkcs8_der`](Self::to_pkcs8_der).
+    pub fn from_pkcs8_der(algorithm: Algorithm, der: &[u8]) -> Result<Self, KeyError> {
+        if !SUPPORTED_ALGORITHMS.contains(&algorithm) {
+            return Err(KeyError::Invalid(format!("DPoP keys are ES256 or EdDSA, not {algorithm}")));
+        }
+        Ok(Self { key: SigningKey::from_pkcs8_der(algorithm, der)? })
+    }
+
     /// The RFC 7638 thumbprint: the `cnf.jkt` of the tokens bound to this key.
     pub fn thumbprint(&self) -> String {
         self.key.verifying_key().thumbprint()
@@ -524,6 +537,16 @@ mod tests {
             assert_eq!(verifier.verify(&proof, &request(None, None)), Err(ProofError::Replayed));
         }
         assert!(ProofKey::generate(Algorithm::RS256).is_err());
+    }
+
+    #[test]
+    fn a_kept_key_comes_back_with_the_same_thumbprint() {
+        let key = ProofKey::generate(Algorithm::ES256).unwrap();
+
+        let restored = ProofKey::from_pkcs8_der(Algorithm::ES256, &key.to_pkcs8_der().unwrap()).unwrap();
+
+        assert_eq!(restored.thumbprint(), key.thumbprint());
+        assert!(ProofKey::from_pkcs8_der(Algorithm::EdDSA, &key.to_pkcs8_der().unwrap()).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 pub mod authorize;
 mod browser;
 mod client_auth;
+pub(crate) mod dpop;
 pub mod grants;
 pub mod id_token;
 mod introspect;

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use shared_auth::dpop::{ProofError, ProofRequest};
+
+use super::dpop::ProofRefusal;
 
 use super::grants::GrantRequest;
 use super::request::{OAuthForm, OAuthRequest};
@@ -75,22 +76,10 @@ pub(crate) async fn token(
     }
 }
 
-/// The thumbprint of the key of the request's DPoP proof, `None` without one. The proof names
-/// this endpoint under the issuer's URL, whatever `Host` the request came with.
+/// The thumbprint of the request's DPoP proof key, as the grants want it.
 fn proven_key(state: &AppState, headers: &HeaderMap) -> Result<Option<String>, super::OAuthError> {
-    let uri = format!("{}/oauth2/token", state.tokens.issuer());
-    let request = ProofRequest { method: "POST", uri: &uri, access_token: None, expected_thumbprint: None };
-    let verified = match shared_auth::dpop::proof_in(headers) {
-        Ok(None) => return Ok(None),
-        Ok(Some(proof)) => state.verifier.proofs().verify(proof, &request),
-        Err(error) => Err(error),
-    };
-    match verified {
-        Ok(verified) => Ok(Some(verified.thumbprint)),
-        Err(ProofError::ReplayCacheFull) => Err(super::OAuthError::Unavailable),
-        Err(error) => {
-            tracing::info!(reason = error.reason(), "DPoP proof refused");
-            Err(super::OAuthError::InvalidDpopProof(error.to_string()))
-        }
-    }
+    super::dpop::proven_key(state, headers, "/oauth2/token").map_err(|refusal| match refusal {
+        ProofRefusal::Invalid(error) => super::OAuthError::InvalidDpopProof(error.to_string()),
+        ProofRefusal::Unavailable => super::OAuthError::Unavailable,
+    })
 }

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use crate::domain::{Password, Username};
 use crate::error::ApiError;
+use crate::oauth::dpop::{ProofRefusal, proven_key};
 use crate::oauth::{FIRST_PARTY_CLIENT, TokenResponse};
 use crate::routes::no_store_headers;
 use crate::sessions;
@@ -42,11 +43,15 @@ pub struct LoginRequest {
 ///
 /// Unknown users, wrong passwords and disabled accounts get byte-identical 401 responses, and
 /// unknown users cost one Argon2id hash like everyone else.
+///
+/// With a `DPoP` proof header for this endpoint (RFC 9449), the access token is DPoP-bound to
+/// the proof's key (`token_type: DPoP`, `cnf.jkt`), and so is the session: its refresh tokens
+/// then need a proof of the same key. A bad proof is a 400, checked before the password.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 400, description = "Malformed JSON, or an invalid DPoP proof", body = Problem),
         (status = 401, description = "Invalid username or password", body = Problem),
         (status = 413, description = "Body too large", body = Problem),
         (status = 415, description = "Not JSON", body = Problem),
@@ -58,8 +63,14 @@ pub struct LoginRequest {
 async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
+    headers: axum::http::HeaderMap,
     AppJson(request): AppJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    // Before the password: a bad proof costs no hash and no throttle attempt.
+    let dpop_key = proven_key(&state, &headers, "/v1/auth/login").map_err(|refusal| match refusal {
+        ProofRefusal::Invalid(error) => ApiError::InvalidDpopProof(error),
+        ProofRefusal::Unavailable => ApiError::Busy,
+    })?;
     let now = state.clock.now();
     let (user, attempt) =
         match check_credentials(&state, address, &request.username, &request.password).await? {
@@ -84,7 +95,7 @@ async fn login(
         refresh_token_hash: &refresh_token.hash,
         idle_expires_at: now + config.refresh_idle_ttl_secs.as_i64(),
         browser_sid: None,
-        dpop_jkt: None,
+        dpop_jkt: dpop_key.as_deref(),
     };
     let sid = crate::store::sessions::create(&mut transaction, session, now).await?;
     transaction.commit().await?;
@@ -97,7 +108,7 @@ async fn login(
         roles: user.roles.clone(),
         username: Some(user.username.clone()),
         sid: Some(sid),
-        bound_key: None,
+        bound_key: dpop_key,
     })?;
     metrics::counter!("logins_total", "outcome" => "success").increment(1);
     tracing::info!(user_id = %user.id, "login succeeded");

@@ -301,3 +301,31 @@ async fn introspection_shows_the_key_a_token_is_bound_to() {
     assert_eq!(introspection["active"], true);
     assert_eq!(introspection["cnf"], json!({ "jkt": key.thumbprint() }));
 }
+
+#[tokio::test]
+async fn a_login_with_a_proof_binds_the_token_and_its_refresh_tokens() {
+    let Fixture { app, .. } = fixture().await;
+    let key = ProofKey::generate(Algorithm::EdDSA).unwrap();
+    let login_url = format!("{}/v1/auth/login", app.url);
+    let credentials = json!({ "username": USER, "password": PASSWORD });
+    let login_proof = key.proof("POST", &login_url, None, unix_now_i64()).unwrap();
+    let wrong_endpoint = proof(&app, &key);
+
+    let bad =
+        app.client.post(&login_url).header("DPoP", &wrong_endpoint).json(&credentials).send().await.unwrap();
+    let (status, tokens) = status_and_json(
+        app.client.post(&login_url).header("DPoP", &login_proof).json(&credentials).send().await.unwrap(),
+    )
+    .await;
+
+    assert_eq!(bad.status(), 400, "a proof for the token endpoint does not log in");
+    assert_eq!(status, 200, "{tokens}");
+    assert_bound_to(&tokens, &key);
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
+    let (without, body) = token_request(&app, &form, &[], None).await;
+    assert_dpop_refusal(without, &body);
+    let (status, refreshed) = token_request(&app, &form, &[&proof(&app, &key)], None).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_bound_to(&refreshed, &key);
+}
