@@ -20,13 +20,23 @@ pub(crate) fn complete(openapi: &mut OpenApi, title: &str, issuer: Option<&str>)
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(format!(
             "{title} of the JWT authorization platform. Errors are application/problem+json \
-             (RFC 9457); authentication failures follow RFC 6750."
+             (RFC 9457); authentication failures follow RFC 6750, and RFC 9449 for DPoP-bound tokens."
         )))
         .build();
     let components = openapi.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
-        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description(Some(
+                    "An access token of the auth server: `Authorization: Bearer <token>`, or for a \
+                     DPoP-bound token (`token_type: DPoP`) `Authorization: DPoP <token>` with a `DPoP` \
+                     proof header for this request (RFC 9449)",
+                ))
+                .build(),
+        ),
     );
     if let Some(issuer) = issuer {
         add_oauth2_login(openapi, issuer);
