@@ -19,6 +19,7 @@
 //! | `rfc7662` | RFC 7662 introspection: only the token's client, its audience or an `--introspect` client; deleted clients |
 //! | `rfc9700` | RFC 9700 OAuth security BCP: no password grant, refresh-token reuse detection |
 //! | `rfc9700_authorization_code` | RFC 9700 for the code grant and hosted login: code injection, PKCE downgrade, open redirectors, login CSRF, clickjacking, mix-up (RFC 9207), state, code replay, nonce, session fixation, cookies |
+//! | `rfc9449` | RFC 9449 DPoP at users-service behind a proxy: every proof check of §4.3, the scheme (§7), replay and pre-made proofs (§11) |
 //! | `owasp_asvs_v2_validation` | ASVS 5.0 V2: labels without bidi controls or invisible characters |
 //! | `owasp_asvs_v3_headers` | ASVS 5.0 V3.4: nosniff, Referrer-Policy, frame-ancestors, HSTS (real binaries) |
 //! | `owasp_asvs_v6_authentication` | ASVS 5.0 V6: password rules, throttling, no enumeration, registration limit |
@@ -39,5 +40,6 @@ mod rfc6750;
 mod rfc7662;
 mod rfc8725;
 mod rfc9068_section4;
+mod rfc9449;
 mod rfc9700;
 mod rfc9700_authorization_code;
