@@ -269,13 +269,13 @@ pub enum ProtectedResponses {
 }
 
 async fn authenticate(parts: &Parts, verifier: &Verifier) -> Result<Option<Authenticated>, AuthError> {
-    let unavailable =
-        |error| matches!(error, VerifyError::KeysUnavailable | VerifyError::RevocationsUnavailable);
     match credentials_in(&parts.headers)? {
         None => Ok(None),
         Some(Credentials::Bearer(token)) => match verifier.verify(token).await {
             Ok(claims) => Ok(Some(Authenticated(claims))),
-            Err(error) if unavailable(error) => Err(AuthError::Unavailable),
+            Err(VerifyError::KeysUnavailable | VerifyError::RevocationsUnavailable) => {
+                Err(AuthError::Unavailable)
+            }
             Err(error) => Err(AuthError::InvalidToken(error)),
         },
         Some(Credentials::Dpop(token)) => {
