@@ -46,6 +46,10 @@ pub struct KeyCacheSettings {
     /// never from the future, so a copied, restored or edited file cannot outlive
     /// [`max_age`](Self::max_age).
     pub cache_file: Option<PathBuf>,
+    /// Fetch the key set from here instead of the `jwks_uri` of the issuer's discovery. For a
+    /// caller that read and checked the discovery itself, such as the auth server relying on an
+    /// upstream provider whose key set lives on another origin (Google's does).
+    pub jwks_uri: Option<String>,
 }
 
 impl KeyCacheSettings {
@@ -60,6 +64,7 @@ impl KeyCacheSettings {
             fetch_timeout: Duration::from_secs(2),
             max_body_bytes: 64 * 1024,
             cache_file: None,
+            jwks_uri: None,
         }
     }
 }
@@ -359,6 +364,9 @@ impl KeyCache {
     }
 
     async fn try_refresh(&self) -> Result<Option<Duration>, FetchError> {
+        if let Some(jwks_uri) = &self.inner.settings.jwks_uri {
+            return self.fetch_keys(jwks_uri).await;
+        }
         let metadata = match self.metadata() {
             Some(metadata) => metadata,
             None => {
@@ -369,13 +377,12 @@ impl KeyCache {
                 metadata
             }
         };
-        let fetched = fetch::fetch_capped(
-            &self.inner.http,
-            &metadata.jwks_uri,
-            self.inner.settings.max_body_bytes,
-            None,
-        )
-        .await?;
+        self.fetch_keys(&metadata.jwks_uri).await
+    }
+
+    async fn fetch_keys(&self, jwks_uri: &str) -> Result<Option<Duration>, FetchError> {
+        let fetched =
+            fetch::fetch_capped(&self.inner.http, jwks_uri, self.inner.settings.max_body_bytes, None).await?;
         let jwks: JwkSet = serde_json::from_slice(&fetched.body)
             .map_err(|error| FetchError::Invalid(format!("key set: {error}")))?;
         self.install(jwks, self.inner.clock.now_u64(), true)?;

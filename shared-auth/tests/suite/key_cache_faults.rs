@@ -553,3 +553,23 @@ async fn discovery_falls_back_only_when_the_rfc_8414_document_is_missing() {
     assert!(matches!(missing, Err(FetchError::Status(404))), "{missing:?}");
     assert!(matches!(unreachable, Err(FetchError::Unreachable(_))), "{unreachable:?}");
 }
+
+#[tokio::test]
+async fn a_cache_given_its_jwks_uri_fetches_keys_there_and_never_reads_discovery() {
+    let server = MockServer::start().await;
+    mount_discovery(&server, 0).await;
+    mount_good_key_set_once(&server).await;
+    let settings = KeyCacheSettings {
+        // An issuer on another origin than its key set, as Google's is.
+        jwks_uri: Some(format!("{}{JWKS_PATH}", server.uri())),
+        ..common::key_cache_settings(UNREACHABLE_ISSUER)
+    };
+    let cache = KeyCache::new(settings).unwrap();
+
+    cache.refresh().await.unwrap();
+
+    let kid = forger().jwk().kid.unwrap();
+    assert!(cache.key_for(&kid).await.is_ok());
+    assert!(cache.metadata().is_none(), "discovery was not read");
+    assert_eq!(key_set_fetches(&server).await, 1);
+}
