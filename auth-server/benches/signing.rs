@@ -17,6 +17,7 @@ fn request() -> TokenRequest {
         roles: vec![],
         username: Some("alice".into()),
         sid: Some("3dcd3b44e68f4a2faf8f4d52bbb07f0f".into()),
+        idp: None,
         bound_key: None,
     }
 }

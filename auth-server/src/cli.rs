@@ -1,4 +1,4 @@
-//! Operator subcommands: users, clients, keys, demo seed, health check.
+//! Operator subcommands: users, clients, keys, upstream providers, demo seed, health check.
 
 use std::io::Read as _;
 use std::process::ExitCode;
@@ -95,7 +95,16 @@ pub async fn run_on(state: &AppState, command: Command) -> anyhow::Result<()> {
             let key = state.tokens.keyring().rotate().await?;
             println!("{}", serde_json::to_string_pretty(&key)?);
         }
-        Command::DemoSeed { client_secret } => demo_seed(state, &client_secret).await?,
+        Command::Providers(command) => crate::federation::cli::run(state, command).await?,
+        Command::DemoSeed { client_secret, acme_issuer, federation_secret } => {
+            demo_seed(state, &client_secret).await?;
+            if let (Some(issuer), Some(secret)) = (acme_issuer, federation_secret) {
+                crate::federation::cli::demo_seed_provider(state, &issuer, &secret).await?;
+            }
+        }
+        Command::DemoSeedAcme { relying_party, federation_secret } => {
+            crate::federation::cli::demo_seed_acme(state, &relying_party, &federation_secret).await?;
+        }
         Command::Serve | Command::Healthcheck => {}
     }
     Ok(())
@@ -117,16 +126,21 @@ pub async fn create_client(
     Ok(())
 }
 
-/// Reads the password from standard input: everything up to the end, minus one trailing line
+/// Reads a secret from standard input: everything up to the end, minus one trailing line
 /// break (what `echo` or a terminal adds); nothing else is trimmed.
-fn read_password_from_stdin() -> anyhow::Result<Password> {
+pub(crate) fn read_stdin_secret(what: &str) -> anyhow::Result<String> {
     let mut input = String::new();
     std::io::stdin()
         .take(64 * 1024)
         .read_to_string(&mut input)
-        .context("failed to read the password from standard input")?;
-    let password = input.strip_suffix('\n').map(|rest| rest.strip_suffix('\r').unwrap_or(rest));
-    let password = password.unwrap_or(&input).to_owned();
+        .with_context(|| format!("failed to read the {what} from standard input"))?;
+    let value = input.strip_suffix('\n').map(|rest| rest.strip_suffix('\r').unwrap_or(rest));
+    Ok(value.unwrap_or(&input).to_owned())
+}
+
+/// Reads the password from standard input, as [`read_stdin_secret`].
+fn read_password_from_stdin() -> anyhow::Result<Password> {
+    let password = read_stdin_secret("password")?;
     Password::try_from(password).map_err(|error| anyhow::anyhow!(error.0))
 }
 
@@ -152,10 +166,14 @@ pub async fn create_user(
 
 /// Disables a user and ends every one of their sessions; returns how many were active.
 pub async fn disable_user(state: &AppState, username: &str) -> anyhow::Result<usize> {
-    let username = Username::try_from(username).map_err(|error| anyhow::anyhow!(error.0))?;
-    let user = users::find_by_username(&state.pool, &username)
-        .await?
-        .with_context(|| format!("no user {:?}", username.as_str()))?;
+    // A federated account's name (`acme:alice`) is no username; it is looked up as stored.
+    let user = if username.contains(':') {
+        users::find_by_name(&state.pool, username).await?
+    } else {
+        let username = Username::try_from(username).map_err(|error| anyhow::anyhow!(error.0))?;
+        users::find_by_username(&state.pool, &username).await?
+    };
+    let user = user.with_context(|| format!("no user {username:?}"))?;
     let now = state.clock.now();
     users::disable(&state.pool, &user.id, now).await?;
     let ended =

@@ -38,7 +38,9 @@ pub struct Config {
     #[command(flatten)]
     pub server: ServerArgs,
     /// Public base URL of this server: the `iss` of every token and the base of discovery.
-    #[arg(long, env = "ISSUER", default_value = "http://127.0.0.1:8080", global = true)]
+    /// Not a global flag: `providers add --issuer` names the upstream's (set ours with `ISSUER`
+    /// or before the subcommand).
+    #[arg(long, env = "ISSUER", default_value = "http://127.0.0.1:8080")]
     pub issuer: String,
     /// Access-token lifetime in seconds.
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value = "900", global = true)]
@@ -116,6 +118,10 @@ pub struct Config {
     /// port, so two auth servers on one host (browsers share cookies across ports) never clash.
     #[arg(long, env = "SESSION_COOKIE_NAME", global = true)]
     pub session_cookie_name: Option<String>,
+    /// Total time one call to an upstream OpenID provider ("Login with …": discovery, key set,
+    /// code exchange) may take, in milliseconds; past it the user sees a 504 page.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 3000, global = true)]
+    pub upstream_timeout_ms: u64,
 }
 
 /// Operator subcommands; they work on the same database and exit.
@@ -132,11 +138,32 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage upstream OpenID providers ("Login with …").
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
     /// Create the demo accounts and the orders-service client if missing (idempotent).
     DemoSeed {
         /// Secret for the `orders-service` client.
         #[arg(long, env = "DEMO_CLIENT_SECRET", value_parser = parse_secret, hide_env_values = true)]
         client_secret: SecretString,
+        /// Also register "Acme ID" at this issuer as the upstream provider `acme` (the compose
+        /// demo's second auth server, seeded by `demo-seed-acme`), if missing.
+        #[arg(long, env = "DEMO_ACME_ISSUER", requires = "federation_secret")]
+        acme_issuer: Option<String>,
+        /// Our client secret at Acme ID (`demo-seed-acme` registers the same).
+        #[arg(long, env = "DEMO_FEDERATION_SECRET", value_parser = parse_secret, hide_env_values = true)]
+        federation_secret: Option<SecretString>,
+    },
+    /// Seed this server as "Acme ID", the demo's upstream provider: the user `acme-user`
+    /// (password `acme-password`) and the client `jwt-platform` of the relying party, created
+    /// only if missing (idempotent).
+    DemoSeedAcme {
+        /// The relying party's issuer; its client redirects to `<URL>/federation/acme/callback`.
+        #[arg(long, env = "DEMO_ACME_RELYING_PARTY")]
+        relying_party: String,
+        /// The relying party's client secret (`demo-seed --acme-issuer` stores the same).
+        #[arg(long, env = "DEMO_FEDERATION_SECRET", value_parser = parse_secret, hide_env_values = true)]
+        federation_secret: SecretString,
     },
     /// Exit 0 if the server at LISTEN_ADDR answers /healthz (for container health checks).
     Healthcheck,
@@ -210,6 +237,37 @@ pub enum ClientsCommand {
     Delete {
         /// Client id.
         client_id: String,
+    },
+}
+
+/// `auth-server providers ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum ProvidersCommand {
+    /// Register an upstream OpenID provider; its client secret is read from standard input
+    /// (empty: a public client with PKCE). Prints the redirect URI to register there.
+    Add {
+        /// Our name for it (`a-z 0-9 -`): the callback path, account names `NAME:...` and the
+        /// `idp` claim.
+        name: String,
+        /// Its issuer, e.g. `https://accounts.google.com`.
+        #[arg(long)]
+        issuer: String,
+        /// Our client id at the provider.
+        #[arg(long)]
+        client_id: String,
+        /// What the login page's button says: "Continue with DISPLAY NAME".
+        #[arg(long)]
+        display_name: String,
+        /// Scopes to ask for, space-separated (`openid` is always asked for).
+        #[arg(long, default_value = "openid profile")]
+        scope: String,
+    },
+    /// List providers (never their secrets).
+    List,
+    /// Delete a provider; its accounts stay, and can no longer log in.
+    Delete {
+        /// The provider's name.
+        name: String,
     },
 }
 

@@ -346,24 +346,40 @@ impl KeyRing {
 
     fn decrypt(&self, row: &KeyRow) -> anyhow::Result<ActiveKey> {
         let algorithm: Algorithm = row.algorithm.parse().map_err(anyhow::Error::msg)?;
-        let der = if let Some(plain) = row.private_key.strip_prefix("plain:") {
-            STANDARD.decode(plain)?
-        } else if let Some(sealed) = row.private_key.strip_prefix("v1:") {
-            let cipher = self.cipher()?.with_context(|| {
-                format!("signing key {} is encrypted but KEY_ENCRYPTION_KEY is not set", row.kid)
-            })?;
-            let sealed = STANDARD.decode(sealed)?;
-            anyhow::ensure!(sealed.len() > 12, "encrypted key too short");
-            let (nonce, ciphertext) = sealed.split_at(12);
-            cipher
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: row.kid.as_bytes() })
-                .map_err(|_| {
-                    anyhow::anyhow!("cannot decrypt signing key {}: wrong KEY_ENCRYPTION_KEY?", row.kid)
-                })?
-        } else {
-            anyhow::bail!("signing key {} has an unknown storage format", row.kid);
-        };
+        let der = self.unseal(&row.kid, &row.private_key, &format!("signing key {}", row.kid))?;
         Ok(ActiveKey { kid: row.kid.clone(), key: SigningKey::from_pkcs8_der(algorithm, &der)? })
+    }
+
+    /// The plain bytes of a value stored by [`Self::encrypt`] with `aad`; `what` names it in
+    /// errors.
+    fn unseal(&self, aad: &str, stored: &str, what: &str) -> anyhow::Result<Vec<u8>> {
+        if let Some(plain) = stored.strip_prefix("plain:") {
+            return Ok(STANDARD.decode(plain)?);
+        }
+        let Some(sealed) = stored.strip_prefix("v1:") else {
+            anyhow::bail!("{what} has an unknown storage format");
+        };
+        let cipher = self
+            .cipher()?
+            .with_context(|| format!("{what} is encrypted but KEY_ENCRYPTION_KEY is not set"))?;
+        let sealed = STANDARD.decode(sealed)?;
+        anyhow::ensure!(sealed.len() > 12, "encrypted {what} too short");
+        let (nonce, ciphertext) = sealed.split_at(12);
+        cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: aad.as_bytes() })
+            .map_err(|_| anyhow::anyhow!("cannot decrypt {what}: wrong KEY_ENCRYPTION_KEY?"))
+    }
+
+    /// Seals a secret that is not a signing key (an upstream provider's client secret) as the
+    /// private keys are: encrypted with `KEY_ENCRYPTION_KEY` when it is set, bound to `label`
+    /// (a sealed value cannot be moved to another row).
+    pub fn seal(&self, label: &str, secret: &[u8]) -> anyhow::Result<String> {
+        self.encrypt(label, secret)
+    }
+
+    /// The plain value of [`Self::seal`] with the same `label`.
+    pub fn open(&self, label: &str, sealed: &str) -> anyhow::Result<Vec<u8>> {
+        self.unseal(label, sealed, label)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod clients;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod federation;
 pub mod keyring;
 pub mod oauth;
 pub mod password;
@@ -77,6 +78,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let state = build_state(config).await?;
     state.tokens.keyring().spawn_reload(key_reload);
     sessions::spawn_pruning(state.pool.clone(), state.clock.clone(), std::time::Duration::from_secs(60));
+    // Within 5 s of `providers add`, the login page says whether the upstream can be reached.
+    state.federation.spawn_checks(state.pool.clone(), std::time::Duration::from_secs(5));
     let built = app(state).management_listener(server.management_addr.is_some()).build_all();
     server.serve(listen_addr, built.router, built.management).await
 }

@@ -34,6 +34,8 @@ pub struct AppState {
     pub registrations: RegistrationLocks,
     /// What "now" is: the system clock, or a test's.
     pub clock: Clock,
+    /// The upstream OpenID providers ("Login with …") the server has talked to.
+    pub federation: crate::federation::Federation,
 }
 
 impl std::fmt::Debug for AppState {
@@ -65,7 +67,21 @@ impl AppState {
         let verifier = Verifier::new(settings, keys, revocations);
         let throttle = LoginThrottle::new(pool.clone(), config.login_failure_threshold);
         let registrations = RegistrationLocks::default();
-        Self { pool, config: Arc::new(config), hasher, tokens, verifier, throttle, registrations, clock }
+        let federation = crate::federation::Federation::new(
+            Duration::from_millis(config.upstream_timeout_ms.max(1)),
+            clock.clone(),
+        );
+        Self {
+            pool,
+            config: Arc::new(config),
+            hasher,
+            tokens,
+            verifier,
+            throttle,
+            registrations,
+            clock,
+            federation,
+        }
     }
 }
 

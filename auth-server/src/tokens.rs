@@ -30,6 +30,8 @@ pub struct TokenRequest {
     pub username: Option<String>,
     /// Login session (users only).
     pub sid: Option<String>,
+    /// The upstream provider a federated user logged in through (`idp` claim).
+    pub idp: Option<String>,
     /// The thumbprint of the client's DPoP key, for a DPoP-bound token (`cnf.jkt`).
     pub bound_key: Option<String>,
 }
@@ -104,6 +106,7 @@ impl TokenIssuer {
             Some(delegation) => (normal_exp.min(delegation.not_after), Some(delegation.actor)),
         };
         let jti = uuid::Uuid::new_v4().simple().to_string();
+        let idp = request.idp;
         let bound = request.bound_key.is_some();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -122,10 +125,21 @@ impl TokenIssuer {
             cnf: request.bound_key.map(|jkt| Confirmation { jkt }),
         };
         let signing = self.keyring.signing_key()?;
+        let claims = WithIdp { claims: &claims, idp: idp.as_deref() };
         let token = jws::sign_compact(&signing.key, &signing.kid, ACCESS_TOKEN_TYPE, &claims)
             .context("failed to sign access token")?;
         Ok(IssuedToken { token, expires_in: exp.saturating_sub(now).unsigned_abs(), bound })
     }
+}
+
+/// The claims as signed: shared-auth's, plus `idp` for a federated user (services need not
+/// read it, and those that do find the provider's name).
+#[derive(serde::Serialize)]
+struct WithIdp<'a> {
+    #[serde(flatten)]
+    claims: &'a AccessClaims,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idp: Option<&'a str>,
 }
 
 /// What makes an exchanged token different from the subject token it replaces.

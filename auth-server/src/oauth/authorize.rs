@@ -123,7 +123,7 @@ impl AuthorizeParams {
     }
 
     /// The parameters the forms carry back, as hidden inputs.
-    fn echoed(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn echoed(&self) -> Vec<(&'static str, String)> {
         ECHOED.iter().filter_map(|&name| self.get(name).map(|value| (name, value.to_owned()))).collect()
     }
 }
@@ -185,7 +185,7 @@ pub(crate) struct Validated {
     code_challenge: String,
     prompt: Prompt,
     max_age: Option<i64>,
-    params: AuthorizeParams,
+    pub(crate) params: AuthorizeParams,
 }
 
 /// Why a request stopped.
@@ -207,7 +207,7 @@ impl IntoResponse for Rejected {
 }
 
 /// A `302 Found` to `target` with the page headers (`no-store`: a code must not be cached).
-fn found(target: &str) -> Response {
+pub(crate) fn found(target: &str) -> Response {
     let mut headers = pages::page_headers();
     headers.remove(header::CONTENT_TYPE);
     match HeaderValue::from_str(target) {
@@ -223,7 +223,7 @@ fn found(target: &str) -> Response {
 }
 
 /// `redirect_uri` with `pairs` appended to its query (keeping any query it has).
-fn with_query(redirect_uri: &str, pairs: &[(&str, Option<&str>)]) -> String {
+pub(crate) fn with_query(redirect_uri: &str, pairs: &[(&str, Option<&str>)]) -> String {
     let Ok(mut url) = url::Url::parse(redirect_uri) else {
         return redirect_uri.to_owned();
     };
@@ -378,13 +378,15 @@ fn granted_scopes(state: &AppState, client: &Client, requested: Option<&str>) ->
 
 /// What the user did in this very request.
 #[derive(Debug, Clone, Copy, Default)]
-struct JustNow {
-    logged_in: bool,
-    consented: bool,
+pub(crate) struct JustNow {
+    /// The user has just logged in (password form or upstream provider).
+    pub(crate) logged_in: bool,
+    /// The user has just consented.
+    pub(crate) consented: bool,
 }
 
 /// Login page, consent page or code, for a validated request.
-async fn proceed(
+pub(crate) async fn proceed(
     state: &AppState,
     cookies: &BrowserCookies,
     request: Validated,
@@ -403,7 +405,9 @@ async fn proceed(
             return Ok(error_redirect(state, &request, "login_required", "the user is not logged in"));
         }
         let username = request.params.login_hint.clone().unwrap_or_default();
-        return Ok(login_page(cookies, &request, &username, None, StatusCode::OK).into_response());
+        return Ok(login_page(state, cookies, &request, &username, None, StatusCode::OK)
+            .await?
+            .into_response());
     };
     if !just_now.consented && needs_consent(state, &request, &user).await? {
         if request.prompt.none {
@@ -475,17 +479,21 @@ async fn issue_code(
 }
 
 /// The login page for `request`, with this browser's CSRF token (set as a cookie when new).
-fn login_page(
+async fn login_page(
+    state: &AppState,
     cookies: &BrowserCookies,
     request: &Validated,
     username: &str,
     error: Option<&str>,
     status: StatusCode,
-) -> Page {
+) -> anyhow::Result<Page> {
     let (csrf_token, csrf_cookie) = cookies.csrf_token();
+    let fields = request.params.echoed();
+    let providers = crate::federation::buttons(state, &fields).await?;
     let markup = pages::login(&LoginPage {
         client_id: &request.client.client_id,
-        fields: &request.params.echoed(),
+        fields: &fields,
+        providers: &providers,
         csrf_token: &csrf_token,
         username,
         error,
@@ -494,7 +502,7 @@ fn login_page(
     if let Some(cookie) = csrf_cookie {
         page = page.with_header(SET_COOKIE, cookie);
     }
-    page
+    Ok(page)
 }
 
 async fn authorize(state: &AppState, headers: &HeaderMap, parsed: Parsed) -> Response {
@@ -598,22 +606,26 @@ pub(crate) async fn login(
             Ok(CredentialCheck::Valid { user, attempt }) => (*user, attempt),
             Ok(CredentialCheck::Invalid) => {
                 let page = login_page(
+                    &state,
                     &cookies,
                     &request,
                     &username,
                     Some("Invalid username or password."),
                     StatusCode::UNAUTHORIZED,
-                );
+                )
+                .await?;
                 return Ok(page.into_response());
             }
             Ok(CredentialCheck::Locked { retry_after }) => {
                 let page = login_page(
+                    &state,
                     &cookies,
                     &request,
                     &username,
                     Some("Too many failed attempts. Please wait and try again."),
                     StatusCode::TOO_MANY_REQUESTS,
-                );
+                )
+                .await?;
                 return Ok(page
                     .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after))
                     .into_response());
@@ -678,7 +690,9 @@ pub(crate) async fn consent(State(state): State<AppState>, headers: HeaderMap, b
         };
         let Some((session, user)) = cookies.session(&state).await? else {
             let username = request.params.login_hint.clone().unwrap_or_default();
-            return Ok(login_page(&cookies, &request, &username, None, StatusCode::OK).into_response());
+            return Ok(login_page(&state, &cookies, &request, &username, None, StatusCode::OK)
+                .await?
+                .into_response());
         };
         match decision.as_deref() {
             Some("allow") => {

@@ -55,6 +55,12 @@ impl BrowserCookies {
         (token, Some(cookie))
     }
 
+    /// The value of this browser's CSRF cookie, if it has one: what a login at an upstream
+    /// provider is bound to.
+    pub(crate) fn csrf_cookie(&self) -> Option<&str> {
+        self.jar.get(&self.csrf_name()).map(|cookie| cookie.value()).filter(|value| value.len() >= 43)
+    }
+
     /// Whether a posted `csrf_token` is this browser's, compared in constant time.
     pub(crate) fn csrf_matches(&self, posted: Option<&str>) -> bool {
         match (self.jar.get(&self.csrf_name()), posted) {

@@ -42,6 +42,9 @@ pub struct IdTokenClaims {
     /// Login name, with scope `profile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
+    /// The upstream provider a federated user logged in through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 /// `at_hash` (Core §3.1.3.6): the left half of the access token's hash, by the hash of the

@@ -12,7 +12,7 @@
 //!   the `unsupported_grant_type` text are all read off it.
 
 pub mod authorize;
-mod browser;
+pub(crate) mod browser;
 mod client_auth;
 pub(crate) mod dpop;
 pub mod grants;

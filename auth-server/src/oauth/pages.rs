@@ -128,6 +128,8 @@ pub(crate) struct LoginPage<'a> {
     pub(crate) username: &'a str,
     /// An error to show above the form.
     pub(crate) error: Option<&'a str>,
+    /// The upstream providers to offer ("Continue with …"), each a link of its own.
+    pub(crate) providers: &'a [crate::federation::ProviderButton],
 }
 
 /// The hosted login page: one form with a password input (DESIGN.md "Pages").
@@ -150,6 +152,21 @@ pub(crate) fn login(page: &LoginPage<'_>) -> Markup {
                 input id="password" name="password" type="password" autocomplete="current-password"
                     required autofocus[!page.username.is_empty()];
                 button type="submit" { "Log in" }
+            }
+            @if !page.providers.is_empty() {
+                ul class="providers" {
+                    @for provider in page.providers {
+                        li {
+                            @if let Some(href) = &provider.href {
+                                a class="provider" href=(href) { "Continue with " (provider.display_name) }
+                            } @else {
+                                span class="provider unavailable" {
+                                    "Continue with " (provider.display_name) " (unavailable)"
+                                }
+                            }
+                        }
+                    }
+                }
             }
         },
     )
@@ -209,6 +226,29 @@ pub(crate) fn logout_confirmation(fields: &[(&'static str, String)], csrf_token:
             }
         },
     )
+}
+
+/// A page that moves on to `target` by itself (`<meta http-equiv="refresh">`, no script), with
+/// a link for a browser that does not.
+pub(crate) fn continue_to(title: &str, target: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta http-equiv="refresh" content={ "0;url=" (target) };
+                title { (title) }
+                link rel="stylesheet" href=(STYLESHEET_PATH);
+            }
+            body {
+                main class="card" {
+                    h1 { (title) }
+                    p { a id="continue" href=(target) { "Continue to the application" } }
+                }
+            }
+        }
+    }
 }
 
 /// After a logout that redirects nowhere.
@@ -283,11 +323,17 @@ mod tests {
             csrf_token: "t\"x",
             username: "a&b",
             error: Some("<i>no</i>"),
+            providers: &[crate::federation::ProviderButton {
+                display_name: "<i>Acme</i>".into(),
+                href: Some("/federation/acme/start?state=\"><x".into()),
+            }],
         })
         .into_string();
         assert!(!markup.contains("<script>"), "{markup}");
         assert!(!markup.contains("<b>client"), "{markup}");
         assert!(!markup.contains("<i>no"), "{markup}");
+        assert!(!markup.contains("<i>Acme"), "{markup}");
+        assert!(!markup.contains("\"><x"), "{markup}");
         assert!(markup.contains("&quot;&gt;&lt;script&gt;"), "{markup}");
         assert!(markup.contains("value=\"a&amp;b\""), "{markup}");
     }
@@ -300,9 +346,15 @@ mod tests {
             csrf_token: "t",
             username: "",
             error: None,
+            providers: &[
+                crate::federation::ProviderButton { display_name: "Acme ID".into(), href: Some("/f".into()) },
+                crate::federation::ProviderButton { display_name: "Down".into(), href: None },
+            ],
         })
         .into_string();
         assert_eq!(markup.matches("<form").count(), 1);
+        assert!(markup.contains("<a class=\"provider\" href=\"/f\">Continue with Acme ID</a>"), "{markup}");
+        assert!(markup.contains("Continue with Down (unavailable)"), "{markup}");
         assert_eq!(markup.matches("type=\"password\"").count(), 1);
         assert!(markup.contains("<label for=\"username\">") && markup.contains("id=\"username\""));
         assert!(markup.contains("<label for=\"password\">") && markup.contains("id=\"password\""));

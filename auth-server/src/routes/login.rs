@@ -108,6 +108,7 @@ async fn login(
         roles: user.roles.clone(),
         username: Some(user.username.clone()),
         sid: Some(sid),
+        idp: None,
         bound_key: dpop_key,
     })?;
     metrics::counter!("logins_total", "outcome" => "success").increment(1);
@@ -191,7 +192,9 @@ async fn check_password(
     let Ok(password) = Password::try_from(password.to_owned()) else {
         return Ok(None);
     };
-    let Some(user) = user else {
+    // A federated account has no password: it logs in only through its provider. It costs
+    // the same hash as an unknown user, so the answer says nothing about which it is.
+    let Some(user) = user.filter(|user| user.idp.is_none()) else {
         state.hasher.verify_dummy(password.secret()).await?;
         return Ok(None);
     };

@@ -23,6 +23,7 @@ pub fn api(state: AppState) -> OpenApiRouter {
         .merge(discovery::router())
         .merge(crate::oauth::router())
         .merge(revocations::router())
+        .merge(crate::federation::router())
         .with_state(state)
 }
 

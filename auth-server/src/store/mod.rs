@@ -12,6 +12,7 @@ pub mod browser_sessions;
 pub mod clients;
 pub mod codes;
 pub mod consents;
+pub mod federation;
 pub mod keys;
 pub mod logins;
 pub mod rate_limits;

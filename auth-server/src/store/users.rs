@@ -17,6 +17,9 @@ pub struct User {
     pub roles: Vec<String>,
     /// When the account was disabled, if it was.
     pub disabled_at: Option<i64>,
+    /// The upstream provider a federated account logs in through (it has no password);
+    /// `None` for a local account.
+    pub idp: Option<String>,
 }
 
 /// Why a user could not be created.
@@ -31,7 +34,7 @@ pub enum CreateUserError {
 }
 
 /// The columns [`User::from_row`] reads.
-pub(super) const COLUMNS: &str = "u.id, u.username, u.password_hash, u.roles, u.disabled_at";
+pub(super) const COLUMNS: &str = "u.id, u.username, u.password_hash, u.roles, u.disabled_at, u.idp";
 
 impl User {
     /// Decodes [`COLUMNS`] of a row (from `users u`, alone or joined).
@@ -43,6 +46,7 @@ impl User {
             password_hash: row.try_get("password_hash")?,
             roles: super::split_list(&roles),
             disabled_at: row.try_get("disabled_at")?,
+            idp: row.try_get("idp")?,
         })
     }
 }
@@ -75,6 +79,7 @@ pub async fn create(
             password_hash: password_hash.to_owned(),
             roles: roles.to_vec(),
             disabled_at: None,
+            idp: None,
         }),
         Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Err(CreateUserError::Taken),
         Err(error) => Err(error.into()),
@@ -86,6 +91,15 @@ pub async fn create(
 pub async fn find_by_username(pool: &AnyPool, username: &Username) -> Result<Option<User>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.username = $1");
     let row = sqlx::query(&sql).bind(username.as_str()).fetch_optional(pool).await?;
+    row.as_ref().map(User::from_row).transpose()
+}
+
+/// Looks a user up by its stored name exactly, local (`alice`) or federated (`acme:alice`,
+/// which no local registration can take: `:` is not a username character).
+#[tracing::instrument(skip(pool), err(level = "debug"))]
+pub async fn find_by_name(pool: &AnyPool, name: &str) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.username = $1");
+    let row = sqlx::query(&sql).bind(name).fetch_optional(pool).await?;
     row.as_ref().map(User::from_row).transpose()
 }
 

@@ -10,6 +10,7 @@ mod accounts;
 mod cli;
 mod common;
 mod dpop;
+mod federation;
 mod hosted_login;
 mod keys;
 mod oauth_token;

@@ -398,6 +398,7 @@ async fn only_an_access_token_of_a_user_is_a_subject_token() {
             sid: subject["sid"].as_str().unwrap().to_owned(),
             at_hash: None,
             preferred_username: None,
+            idp: None,
         },
     )
     .await

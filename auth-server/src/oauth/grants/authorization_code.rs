@@ -131,6 +131,7 @@ pub(crate) async fn grant(
         roles: user.roles.clone(),
         username: Some(user.username.clone()),
         sid: Some(sid),
+        idp: user.idp.clone(),
         bound_key: dpop_key,
     })?;
     let id_token = if scopes.contains("openid") {
@@ -147,6 +148,7 @@ pub(crate) async fn grant(
             sid: code.browser_sid.clone(),
             at_hash: Some(id_token::at_hash(&issued.token, algorithm)),
             preferred_username: scopes.contains("profile").then(|| user.username.clone()),
+            idp: user.idp.clone(),
         };
         Some(id_token::sign(state, algorithm, &claims).await?)
     } else {

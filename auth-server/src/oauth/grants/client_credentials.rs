@@ -57,6 +57,7 @@ pub(crate) async fn grant(
         roles: Vec::new(),
         username: None,
         sid: None,
+        idp: None,
         bound_key: dpop_key,
     })?;
     Ok(TokenResponse::issued(issued, scope, None))

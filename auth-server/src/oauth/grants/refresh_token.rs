@@ -114,6 +114,7 @@ pub(crate) async fn grant(
         roles: user.roles.clone(),
         username: Some(user.username.clone()),
         sid: Some(record.sid.clone()),
+        idp: user.idp.clone(),
         bound_key: dpop_key,
     })?;
     Ok(TokenResponse::issued(issued, scope, Some(next.plain.expose_secret().to_owned())))

@@ -147,6 +147,7 @@ pub(crate) async fn grant(
         roles: subject.roles.clone(),
         username: subject.preferred_username.clone(),
         sid: subject.sid.clone(),
+        idp: idp_of(params.subject_token.expose_secret()),
         // The subject token's own binding is the user's client's key, which this caller does
         // not hold: the exchanged token is bound only to a proof the caller sent itself.
         bound_key: dpop_key,
@@ -218,6 +219,14 @@ fn exchanged_scope(
         return Err(OAuthError::InvalidScope("none of that scope is registered for this client".into()));
     }
     Ok(granted.join(" "))
+}
+
+/// The `idp` of an access token this server signed (and the caller verified): the exchanged
+/// token names the same upstream provider.
+fn idp_of(token: &str) -> Option<String> {
+    let parts = shared_auth::jws::split_compact(token).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&parts.payload).ok()?;
+    claims.get("idp")?.as_str().map(str::to_owned)
 }
 
 #[cfg(test)]
