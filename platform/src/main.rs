@@ -6,6 +6,10 @@
 //! with its own SQLite file under one data dir. Separate processes matter: the walkthrough stops
 //! the auth server alone and shows the services carry on. Press Enter to stop or start the auth
 //! server; Ctrl-C stops everything.
+//!
+//! A second auth server, "Acme ID" (`--acme-addr`, default `127.0.0.1:8090`), runs beside them as
+//! the upstream OpenID provider of the login page's "Continue with Acme ID", with the user
+//! `acme-user` / `acme-password` (`testkit::federation` registers the two servers at each other).
 
 use std::ffi::OsString;
 use std::future::Future;
@@ -23,6 +27,9 @@ use tokio::io::AsyncBufReadExt as _;
 
 /// The hidden flag that makes this binary run one service.
 const SERVICE_FLAG: &str = "--service";
+/// Acme ID's port: its own, so its cookies (named by issuer host and port) never clash with
+/// ours on 127.0.0.1.
+const ACME_PORT: u16 = 8090;
 
 /// Runs the JWT platform locally.
 #[derive(Debug, clap::Parser)]
@@ -40,6 +47,10 @@ struct Args {
     /// orders-service address.
     #[arg(long, default_value_t = contract_address("orders-service"))]
     orders_addr: SocketAddr,
+    /// Address of "Acme ID", a second auth server that is the upstream OpenID provider behind
+    /// the login page's "Continue with Acme ID" (its data under `DATA_DIR/acme`).
+    #[arg(long, default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, ACME_PORT)))]
+    acme_addr: SocketAddr,
     /// Internal: run one service in this process (used by the supervisor).
     #[arg(long, hide = true)]
     service: Option<String>,
@@ -137,20 +148,27 @@ async fn supervise(args: Args) -> anyhow::Result<()> {
     let client_secret = demo_client_secret(&args.data_dir)?;
     let program = std::env::current_exe().context("cannot find the platform binary")?;
     let programs = Programs::Dispatcher { program, flag: SERVICE_FLAG.to_owned() };
-    let mut launcher = Launcher::new(services.clone(), programs, &args.data_dir, client_secret)
-        // Short refresh bounds so the local demo reacts quickly to key changes.
-        .resource_env("JWKS_REFRESH_MIN_SECS", 5)
-        .resource_env("REVOCATION_POLL_SECS", 5)
-        .rust_log(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+    let mut launcher =
+        Launcher::new(services.clone(), programs.clone(), &args.data_dir, client_secret.clone())
+            // Short refresh bounds so the local demo reacts quickly to key changes.
+            .resource_env("JWKS_REFRESH_MIN_SECS", 5)
+            .resource_env("REVOCATION_POLL_SECS", 5)
+            .rust_log(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
     for (service, address) in args.addresses() {
         if services.get(service).is_some() {
             launcher = launcher.listen(service, address)?;
         }
     }
 
+    // Acme first: our server's first look at its discovery then finds it up.
+    let acme = acme_launcher(&args, &programs, &client_secret)?;
+    let auth = services.auth_server().name.clone();
+    let acme_process = acme.start(&auth).await.context("failed to start Acme ID")?;
     let mut stack = Stack::start(launcher).await?;
+    if let Some(added) = testkit::federation::register(stack.launcher(), &acme).await? {
+        println!("registered Acme ID as the provider acme: {}", added.trim());
+    }
     print_walkthrough(&args, stack.launcher());
-    let auth = stack.auth_server().to_owned();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     loop {
@@ -173,9 +191,21 @@ async fn supervise(args: Args) -> anyhow::Result<()> {
         }
     }
     println!("stopping ...");
+    acme_process.terminate().await;
     stack.stop().await;
     println!("stopped; data kept in {}", args.data_dir.display());
     Ok(())
+}
+
+/// "Acme ID": the same auth server, on its own port and database under `DATA_DIR/acme`, as
+/// the upstream provider of ours (only its auth server runs).
+fn acme_launcher(args: &Args, programs: &Programs, client_secret: &SecretString) -> anyhow::Result<Launcher> {
+    let services = Services::committed();
+    let data_dir = args.data_dir.join("acme");
+    service_kit::files::private_dir(&data_dir)?;
+    Launcher::new(services.clone(), programs.clone(), data_dir, client_secret.clone())
+        .rust_log(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .listen(&services.auth_server().name, args.acme_addr)
 }
 
 /// The client secret of the service with client credentials (orders-service): generated on
@@ -200,7 +230,13 @@ fn print_walkthrough(args: &Args, launcher: &Launcher) {
         .services()
         .web_apps()
         .filter_map(|service| {
-            Some(format!("open {} and log in as demo / demo-password\n", launcher.url(&service.name)?))
+            Some(format!(
+                "open {} and log in as demo / demo-password,\n  or click \"Continue with {}\" and log in there as {} / {}\n",
+                launcher.url(&service.name)?,
+                testkit::federation::DISPLAY_NAME,
+                testkit::federation::USER,
+                testkit::federation::PASSWORD,
+            ))
         })
         .collect();
     let docs: String = launcher

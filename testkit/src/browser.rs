@@ -167,6 +167,26 @@ impl Page {
         self.location_params().into_iter().find(|(key, _)| key == name).map(|(_, value)| value)
     }
 
+    /// Where this answer sends the browser next: its `Location`, or else the target of a
+    /// `<meta http-equiv="refresh">` (how the auth server leaves an upstream provider's
+    /// redirect chain).
+    pub fn next_url(&self) -> Option<String> {
+        if let Some(location) = self.location() {
+            return Some(location);
+        }
+        let html = Html::parse_document(&self.body);
+        let selector = Selector::parse(r#"meta[http-equiv="refresh"]"#).expect("a valid selector");
+        let content = html.select(&selector).next()?.value().attr("content")?.to_owned();
+        let (_, target) = content.split_once("url=")?;
+        Some(target.to_owned())
+    }
+
+    /// One query parameter of [`Page::next_url`] (the first, if repeated).
+    pub fn next_param(&self, name: &str) -> Option<String> {
+        let target = Url::parse(&self.url).ok()?.join(&self.next_url()?).ok()?;
+        target.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+    }
+
     /// A header's value as text (the first, if repeated).
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers.get(name).map(|value| value.to_str().expect("header is not text").to_owned())

@@ -285,6 +285,27 @@ impl Launcher {
         finish(self.command(service, args)?, service, args).await
     }
 
+    /// [`Launcher::run`] with `input` on standard input (a password, a client secret).
+    pub async fn run_with_input(&self, service: &str, args: &[&str], input: &str) -> anyhow::Result<String> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut command = self.command(service, args)?;
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().with_context(|| format!("failed to run {service} {args:?}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).await.context("failed to write standard input")?;
+        }
+        let output =
+            child.wait_with_output().await.with_context(|| format!("failed to run {service} {args:?}"))?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{service} {args:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .with_context(|| format!("{service} {args:?} printed something not UTF-8"))
+    }
+
     /// `auth-server demo-seed`: the demo accounts and the client of `services.toml` with the
     /// client secret, each created only if missing. Returns what it printed.
     pub async fn seed(&self) -> anyhow::Result<String> {

@@ -12,6 +12,8 @@
 //!   [`count_rows`]: what a request stored, or did not.
 //! - [`services`]: the platform's services as `services.toml` lists them, and [`launch`]: the
 //!   launcher of the real binaries that `platform` and the end-to-end tests share.
+//! - [`federation`]: a second auth server, "Acme ID", as the upstream OpenID provider of a
+//!   stack (`platform` and the end-to-end tests register the two servers at each other).
 //! - [`browser`]: a scripted browser (cookie jar, no redirect following, HTML forms) and the
 //!   authorize → hosted login → consent walk of the authorization code tests.
 //!
@@ -20,6 +22,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod browser;
+pub mod federation;
 mod issuer;
 pub mod launch;
 pub mod scopes;
