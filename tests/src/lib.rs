@@ -106,6 +106,11 @@ impl Stack {
         }
     }
 
+    /// The launcher of the stack: addresses, the issuer, operator commands.
+    pub fn launcher(&self) -> &Launcher {
+        self.services.launcher()
+    }
+
     /// Starts (or restarts) the auth server.
     pub async fn start_auth(&mut self) {
         let auth = self.services.auth_server().to_owned();

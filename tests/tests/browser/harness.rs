@@ -47,6 +47,8 @@ pub(crate) struct Platform {
     /// For the checks the test makes beside the browser.
     pub(crate) http: reqwest::Client,
     pub(crate) options: PlatformOptions,
+    /// Acme ID, once [`Platform::start_acme`] started it.
+    acme: Option<launch::Process>,
     _data: tempfile::TempDir,
 }
 
@@ -75,7 +77,7 @@ impl Platform {
         launcher.register_browser_clients().await.unwrap();
         let stack = launch::Stack::start(launcher).await.unwrap();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-        Self { stack, http, options, _data: data }
+        Self { stack, http, options, acme: None, _data: data }
     }
 
     pub(crate) fn url(&self, service: &str) -> String {
@@ -99,6 +101,27 @@ impl Platform {
     pub(crate) async fn start_auth(&mut self) {
         let auth = self.stack.auth_server().to_owned();
         self.stack.start_service(&auth).await.unwrap();
+    }
+
+    /// Starts "Acme ID", a second auth server on a free port, and registers it at ours as the
+    /// provider `acme` (as `platform` does). Returns its URL.
+    pub(crate) async fn start_acme(&mut self) -> String {
+        let services = Services::committed();
+        let launcher = Launcher::new(
+            services.clone(),
+            launch::workspace_binaries(services).unwrap(),
+            self._data.path().join("acme"),
+            SecretString::from("browser-tests-orders-secret"),
+        )
+        .on_free_ports()
+        .unwrap()
+        .rust_log(std::env::var("E2E_LOG").unwrap_or_else(|_| "error".into()));
+        let auth = services.auth_server().name.clone();
+        let process = launcher.start(&auth).await.unwrap();
+        testkit::federation::register(self.stack.launcher(), &launcher).await.unwrap();
+        let url = launcher.url(&auth).unwrap();
+        self.acme = Some(process);
+        url
     }
 
     /// What a service answers to `GET url` with a token copied out of the page, presented the

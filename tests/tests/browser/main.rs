@@ -9,6 +9,7 @@
 //!   of the page, a token is refused as Bearer, without a proof, replayed and with another key.
 //! - `swagger_ui`: "Authorize" on a service's `/docs`, then "Try it out" on `GET /v1/users/me`.
 //! - `login_page`: the hosted login page by keyboard alone.
+//! - `federated_login`: "Continue with Acme ID", through a second auth server, back logged in.
 //!
 //! Every test also checks that no request left the platform's origins (the browser's network
 //! log) and that the pages logged no console error.
@@ -21,6 +22,7 @@
 
 mod demo_app;
 mod dpop;
+mod federated_login;
 mod harness;
 mod login_page;
 mod swagger_ui;

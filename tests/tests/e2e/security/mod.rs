@@ -20,6 +20,7 @@
 //! | `rfc9700` | RFC 9700 OAuth security BCP: no password grant, refresh-token reuse detection |
 //! | `rfc9700_authorization_code` | RFC 9700 for the code grant and hosted login: code injection, PKCE downgrade, open redirectors, login CSRF, clickjacking, mix-up (RFC 9207), state, code replay, nonce, session fixation, cookies |
 //! | `rfc9449` | RFC 9449 DPoP at users-service behind a proxy: every proof check of §4.3, the scheme (§7), replay and pre-made proofs (§11) |
+//! | `openid_connect_federation` | OpenID Connect Core §3.1.3.7 for "Login with …": forged, misdirected and replayed upstream answers, account linking by `sub` only |
 //! | `owasp_asvs_v2_validation` | ASVS 5.0 V2: labels without bidi controls or invisible characters |
 //! | `owasp_asvs_v3_headers` | ASVS 5.0 V3.4: nosniff, Referrer-Policy, frame-ancestors, HSTS (real binaries) |
 //! | `owasp_asvs_v6_authentication` | ASVS 5.0 V6: password rules, throttling, no enumeration, registration limit |
@@ -29,6 +30,7 @@
 //! | `properties` | proptest: token edits and arbitrary JSON bodies never accepted / never 5xx |
 
 mod harness;
+mod openid_connect_federation;
 mod owasp_asvs_v13_configuration;
 mod owasp_asvs_v16_logging;
 mod owasp_asvs_v2_validation;

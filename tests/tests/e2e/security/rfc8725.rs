@@ -99,7 +99,7 @@ impl Hmac {
     }
 }
 
-fn hmac<D: sha2::Digest>(block_size: usize, key: &[u8], message: &[u8]) -> Vec<u8> {
+pub(super) fn hmac<D: sha2::Digest>(block_size: usize, key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut block = if key.len() > block_size { D::digest(key).to_vec() } else { key.to_vec() };
     block.resize(block_size, 0);
     let pad = |byte: u8| block.iter().map(|key_byte| key_byte ^ byte).collect::<Vec<u8>>();
