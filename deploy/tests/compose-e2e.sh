@@ -2,7 +2,8 @@
 # Deploy test: the real images under docker compose, the user scenario
 # against the published ports, the demo web app as a browser sees it (its page, policy and
 # config, CORS, the issuer's one name for the host and the containers, a whole authorization code
-# login with PKCE as client demo-web), then the point of the whole design: stop the auth server
+# login with PKCE as client demo-web, and one through "Continue with Acme ID", the second auth
+# server), then the point of the whole design: stop the auth server
 # and show that both services keep serving, also after a service restart during the outage (key
 # cache on its DATA_DIR volume).
 #
@@ -36,6 +37,9 @@ WEB="http://127.0.0.1:${DEMO_WEB_HOST_PORT:-8083}"
 # The issuer as docker-compose.yml sets it: one name for the host (curl and browsers resolve
 # *.localhost to loopback) and for the containers (a network alias of auth-server).
 ISSUER="http://auth.localhost:${AUTH_HOST_PORT:-8080}"
+# Acme ID, the second auth server: the upstream provider behind "Continue with Acme ID".
+ACME="http://127.0.0.1:${ACME_HOST_PORT:-8090}"
+ACME_ISSUER="http://acme.localhost:${ACME_HOST_PORT:-8090}"
 # What `auth-server demo-seed` registers for the client demo-web (on the default port only).
 DEMO_WEB_REDIRECT_URI=http://127.0.0.1:8083/callback
 # The management listeners (MANAGEMENT_ADDR): /metrics lives there, not on the API ports.
@@ -202,13 +206,15 @@ compose down -v --remove-orphans >/dev/null 2>&1 || true   # leftovers of an int
 log "compose up (project $PROJECT)"
 T_UP=$(now)
 if ! compose up -d --no-build; then fail "compose up"; exit 1; fi
-for s in postgres auth-server users-service orders-service demo-web; do
+for s in postgres auth-server acme-id users-service orders-service demo-web; do
     if wait_healthy "$s" 180; then ok "$s healthy"; else fail "$s never became healthy"; exit 1; fi
 done
 UP_SECONDS="$(since "$T_UP")"
 log "all services healthy ${UP_SECONDS}s after 'up'"
 seed_state="$(docker inspect --format '{{.State.Status}}:{{.State.ExitCode}}' "$(compose ps -a -q seed 2>/dev/null || compose ps -q seed)" 2>/dev/null || echo missing)"
 if [ "$seed_state" = "exited:0" ]; then ok "seed job exited 0"; else fail "seed job state $seed_state"; fi
+acme_seed_state="$(docker inspect --format '{{.State.Status}}:{{.State.ExitCode}}' "$(compose ps -a -q acme-seed 2>/dev/null || compose ps -q acme-seed)" 2>/dev/null || echo missing)"
+if [ "$acme_seed_state" = "exited:0" ]; then ok "acme-seed job exited 0"; else fail "acme-seed job state $acme_seed_state"; fi
 
 # ---- scenario with auth-server up ----------------------------------------------------------------
 for p in "$AUTH" "$USERS" "$ORDERS"; do
@@ -339,6 +345,72 @@ expect "the DPoP-bound token without a proof is refused" 401 \
 expect_equal "a GET from the demo app's origin may be read by it" "$WEB" \
     "$(response_header "$USERS/v1/users/me" Access-Control-Allow-Origin -H "Origin: $WEB" \
         -H "Authorization: DPoP $WEB_TOKEN")"
+
+# "Continue with Acme ID": our login page's link, Acme's login form as acme-user, back through our
+# callback to demo-web's redirect URI with a code; the account is acme:acme-user, its tokens say
+# idp "acme", and users-service takes them. Two scripted browsers' connections (one per server,
+# each naming its issuer's host), one cookie jar each, as a browser keeps one per site.
+t0=$(now)
+if FED_TOKEN="$(python3 - "$REPO_ROOT/bench" "$AUTH" "$ISSUER" "$ACME" "$ACME_ISSUER" "$DEMO_WEB_REDIRECT_URI" \
+    "$(json_get scope <<<"$config")" "$WORK/dpop.pem" 2>"$WORK/federated.err" <<'PY'
+import html, http.client, os, re, sys, urllib.parse
+sys.path.insert(0, sys.argv[1])
+import browser  # bench/browser.py
+
+auth, issuer, acme, acme_issuer, redirect_uri, scope, key_file = sys.argv[2:9]
+# demo-web is registered with --dpop: the token is bound to the key the calls below prove.
+key = browser.DpopKey.load(key_file) if os.path.exists(key_file) else browser.DpopKey()
+key.save(key_file)
+
+def agent_for(base_url, issuer_url):
+    host = urllib.parse.urlsplit(issuer_url).netloc
+    class IssuerConnection(http.client.HTTPConnection):
+        def putrequest(self, method, url, skip_host=False, skip_accept_encoding=False):
+            super().putrequest(method, url, skip_host=True, skip_accept_encoding=skip_accept_encoding)
+            self.putheader("Host", host)
+    agent = browser.Agent(base_url)
+    agent.connection = IssuerConnection(agent.host, agent.port, timeout=agent.timeout)
+    return agent
+
+def path_of(location, origin):
+    parts = urllib.parse.urlsplit(location)
+    assert f"{parts.scheme}://{parts.netloc}" == origin, f"{location[:120]} is not on {origin}"
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+ours, upstream = agent_for(auth, issuer), agent_for(acme, acme_issuer)
+client = browser.Client("demo-web", redirect_uri, scope)
+verifier, challenge = browser.pkce_pair()
+page = ours.request("GET", browser.authorize_path(client, challenge, "fed-state", "fed-nonce"))
+link = re.search(r'<a class="provider" href="([^"]+)">Continue with Acme ID</a>', page.body)
+assert page.status == 200 and link, f"no Continue with Acme ID link ({page.status})"
+start = ours.request("GET", html.unescape(link.group(1)))
+assert start.status == 302, f"start: {start.status} {start.body[:200]}"
+login = upstream.request("GET", path_of(start.headers["Location"], acme_issuer))
+form = browser.form_with_action(login.body, "/oauth2/login")
+assert login.status == 200 and form is not None, f"Acme login page: {login.status}"
+fields = [(name, value) for name, value in form.fields if name not in ("username", "password")]
+back = upstream.request("POST", "/oauth2/login", fields + [("username", "acme-user"), ("password", "acme-password")])
+assert back.status == 302, f"Acme login: {back.status} {back.body[:200]}"
+to_app = ours.request("GET", path_of(back.headers["Location"], issuer))
+# A page that moves on by itself (meta refresh), outside Acme's form's redirect chain.
+refresh = re.search(r'<meta http-equiv="refresh" content="0;url=([^"]+)">', to_app.body)
+location = html.unescape(refresh.group(1)) if refresh else ""
+params = browser.location_params(location)
+assert to_app.status == 200 and browser.redirect_target(location) == redirect_uri and "code" in params, \
+    f"callback: {to_app.status} {to_app.body[:300]}"
+tokens = browser.redeem(ours, client, params["code"], verifier, dpop_key=key, issuer=issuer)
+print(tokens["access_token"])
+PY
+)"; then
+    ok "federated login through Acme ID, code exchanged ($(since "$t0")s)"
+else
+    fail "federated login through Acme ID: $(tail -n 5 "$WORK/federated.err")"
+    FED_TOKEN=none
+fi
+r="$(dpop_http GET "$USERS/v1/users/me" "$FED_TOKEN")"
+expect "GET users-service /v1/users/me with the federated token and a DPoP proof" 200 "$r"
+expect_equal "the federated account's name" "acme:acme-user" "$(body_of "$r" | json_get username)"
+expect_equal "the federated token's idp" acme "$(python3 -c 'import base64,json,sys; p=sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))).get("idp", ""))' "$FED_TOKEN" 2>/dev/null || true)"
 
 # ---- auth-server outage -----------------------------------------------------------------------
 log "stopping auth-server"
