@@ -90,7 +90,8 @@ impl Default for Registration {
 }
 
 /// Checks a redirect URI as DESIGN.md's "Clients" says: absolute, `https` (or `http` on a
-/// loopback host: `127.0.0.1`, `[::1]`, `localhost`), without a fragment, and without spaces
+/// loopback host: `127.0.0.1`, `[::1]`, `localhost` or a name under `.localhost`, which RFC 6761
+/// §6.3 reserves for loopback and browsers resolve so), without a fragment, and without spaces
 /// (the stored list is space-separated; a valid URI has none anyway).
 pub fn validate_redirect_uri(uri: &str) -> anyhow::Result<()> {
     let parsed = url::Url::parse(uri).map_err(|error| anyhow::anyhow!("redirect URI {uri:?}: {error}"))?;
@@ -109,7 +110,12 @@ pub fn validate_redirect_uri(uri: &str) -> anyhow::Result<()> {
 }
 
 fn is_loopback_host(url: &url::Url) -> bool {
-    matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"))
+    match url.host_str() {
+        Some("127.0.0.1" | "[::1]" | "localhost") => true,
+        // The compose demo's issuers (`auth.localhost`, `acme.localhost`) are such names.
+        Some(host) => host.strip_suffix(".localhost").is_some_and(|name| !name.is_empty()),
+        None => false,
+    }
 }
 
 impl Client {

@@ -214,6 +214,8 @@ fn redirect_uris_that_the_contract_forbids_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     for (uri, expected) in [
         ("http://app.example/callback", "https"),
+        ("http://localhost.example/callback", "https"),
+        ("http://evil-localhost/callback", "https"),
         ("https://app.example/callback#fragment", "fragment"),
         ("not a uri", "redirect URI"),
         ("javascript:alert(1)", "scheme"),
@@ -224,7 +226,12 @@ fn redirect_uris_that_the_contract_forbids_are_refused() {
         assert!(!ok, "{uri} was accepted");
         assert!(stderr.contains(expected), "{uri}: {stderr}");
     }
-    for loopback in ["http://127.0.0.1/cb", "http://[::1]:9000/cb", "http://localhost:3000/cb"] {
+    for loopback in [
+        "http://127.0.0.1/cb",
+        "http://[::1]:9000/cb",
+        "http://localhost:3000/cb",
+        "http://auth.localhost:8080/federation/acme/callback",
+    ] {
         let id = format!("ok-{}", loopback.len());
         let (ok, _, stderr) = auth_server(
             dir.path(),
