@@ -81,16 +81,20 @@ EOF
 
 browser_session() { # auth-url -> shell assignments: the demo user's browser session (cookies) and
     # an access token with `openid`, through the hosted login as demo-seed's public client
-    # demo-web (bench/browser.py), and a CSRF cookie name and value for the page forms.
+    # swagger-ui (bench/browser.py), whose tokens are bearer tokens that schemathesis can repeat
+    # (demo-web's are DPoP-bound, a proof per request); a CSRF cookie name and value for the page
+    # forms; and demo-web's redirect URI, which the authorize and consent operations are given.
     "$PYTHON" - "$1" "$ROOT/bench" <<'EOF'
 import secrets, shlex, sys
 sys.path.insert(0, sys.argv[2])
 import browser
 issuer = sys.argv[1]
 client = browser.Client("demo-web", "http://127.0.0.1:8083/callback", "openid profile profile:read")
+bearer_client = browser.Client("swagger-ui", "http://127.0.0.1:8080/docs/oauth2-redirect.html",
+                               "openid profile profile:read")
 agent = browser.Agent(issuer)
-code, verifier = browser.log_in(agent, client, "demo", "demo-password", issuer)
-tokens = browser.redeem(agent, client, code, verifier)
+code, verifier = browser.log_in(agent, bearer_client, "demo", "demo-password", issuer)
+tokens = browser.redeem(agent, bearer_client, code, verifier)
 csrf_name = browser.session_cookie_name(issuer) + "_csrf"
 print(f"OPENID_TOKEN={shlex.quote(tokens['access_token'])} SESSION_COOKIES={shlex.quote(agent.jar.header())}")
 print(f"CSRF_NAME={shlex.quote(csrf_name)} CSRF_VALUE={shlex.quote(secrets.token_urlsafe(32))}")
@@ -155,6 +159,12 @@ EOF
 #       redirect URI are known its errors are redirects (RFC 6749 §4.1.2.1, DESIGN.md), so a form
 #       without `username` or `decision` and with, say, no `response_type` is a 302 with
 #       `error=invalid_request`, which this check counts as accepting invalid input.
+#   /federation/{name}/start  the same client_id and redirect_uri as /oauth2/authorize (it takes
+#       the same request); a generated provider name is unknown, a 404 page.
+#   /federation/{name}/callback  positive_data_acceptance off: a callback is only valid with the
+#       `state` of a login this server started, so any generated one (or none) is a 400 page by
+#       contract (DESIGN.md "Upstream providers": a state mismatch or a replayed callback gets
+#       4xx); the other checks still run.
 #   /oauth2/userinfo  an access token with `openid` from the code flow (a /v1/auth/login token
 #       has no `openid`: 403 insufficient_scope for everything).
 # The first [[operations]] entry matching an operation decides its headers and parameters, so
@@ -179,6 +189,14 @@ EOF
 include-path = "/oauth2/authorize"
 headers = { Authorization = "Basic $basic", Cookie = "$SESSION_COOKIES" }
 parameters = { $client }
+
+[[operations]]
+include-path = "/federation/{name}/start"
+parameters = { "query.client_id" = "demo-web", "query.redirect_uri" = "$REDIRECT_URI" }
+
+[[operations]]
+include-path = "/federation/{name}/callback"
+checks.positive_data_acceptance.enabled = false
 
 [[operations]]
 include-path-regex = "^/oauth2/(login|consent)\$"
