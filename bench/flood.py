@@ -103,7 +103,11 @@ def live_requests(services, secret):
         ("POST", "/v1/orders"): ("application/json", '{"item":"flood","quantity":1}', None),
     }
     bodies.update(browser_bodies)
-    path_values = {"users-service": {"id": admin_id}, "orders-service": {"id": order_id}}
+    # No upstream provider is registered in the flood's stack, and the requests carry no state or
+    # client: /federation/{name}/... answers its 400 pages (a registered provider would make the
+    # start a 502, its upstream being unreachable).
+    path_values = {"users-service": {"id": admin_id}, "orders-service": {"id": order_id},
+                   harness.AUTH_SERVER: {"name": "flood-unregistered"}}
     documents = []
     for service in services:
         status, body = harness.http("GET", service.url + "/openapi.json")
