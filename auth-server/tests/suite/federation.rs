@@ -71,7 +71,7 @@ impl Federated {
         let issuer = federated.acme.url.clone();
         let (added, discovery) = federated.add_provider("acme", "Acme ID", &issuer, Some(&secret)).await;
         discovery.unwrap();
-        assert_eq!(added.redirect_uri, format!("{}/federation/acme/callback", federated.ours.url));
+        assert_eq!(added.redirect_uri, federated.callback_url());
         federated
     }
 
@@ -149,6 +149,20 @@ impl Federated {
         let (status, tokens) = status_and_json(self.ours.post_form("/oauth2/token", &form).await).await;
         assert_eq!(status, 200, "{tokens}");
         tokens
+    }
+
+    /// Our callback for provider `acme`: the redirect URI registered at Acme.
+    fn callback_url(&self) -> String {
+        format!("{}/federation/acme/callback", self.ours.url)
+    }
+
+    /// Our callback with an authorization response from Acme carrying `error` and `state`.
+    fn error_response(&self, error: &str, state: &str) -> Url {
+        Url::parse_with_params(
+            &self.callback_url(),
+            &[("error", error), ("state", state), ("iss", self.acme.url.as_str())],
+        )
+        .unwrap()
     }
 
     async fn users(&self) -> i64 {
@@ -308,11 +322,7 @@ async fn a_sign_in_cancelled_at_the_upstream_shows_a_page_and_creates_nothing() 
     let state = upstream.query_pairs().find(|(name, _)| name == "state").unwrap().1.into_owned();
     let users = federated.users().await;
 
-    let callback = Url::parse_with_params(
-        &format!("{}/federation/acme/callback", federated.ours.url),
-        &[("error", "access_denied"), ("state", state.as_str()), ("iss", federated.acme.url.as_str())],
-    )
-    .unwrap();
+    let callback = federated.error_response("access_denied", &state);
     let page = agent.get(callback.as_str()).await;
 
     assert_eq!(page.status, 403, "{}", page.describe());
@@ -328,11 +338,7 @@ async fn another_upstream_error_is_a_502_page_that_shows_the_error_code_escaped(
     let state = start.location_param("state").unwrap();
     let users = federated.users().await;
 
-    let callback = Url::parse_with_params(
-        &format!("{}/federation/acme/callback", federated.ours.url),
-        &[("error", "<b>server_error</b>"), ("state", state.as_str()), ("iss", federated.acme.url.as_str())],
-    )
-    .unwrap();
+    let callback = federated.error_response("<b>server_error</b>", &state);
     let page = agent.get(callback.as_str()).await;
 
     assert_eq!(page.status, 502, "{}", page.describe());
@@ -372,7 +378,7 @@ async fn the_redirect_to_the_upstream_carries_pkce_s256_state_and_nonce_and_the_
     let param = |name: &str| start.location_param(name).unwrap_or_else(|| panic!("no {name}"));
     assert_eq!(param("response_type"), "code");
     assert_eq!(param("client_id"), AT_ACME);
-    assert_eq!(param("redirect_uri"), format!("{}/federation/acme/callback", federated.ours.url));
+    assert_eq!(param("redirect_uri"), federated.callback_url());
     assert_eq!(param("code_challenge_method"), "S256");
     assert_eq!(param("code_challenge").len(), 43);
     assert!(param("state").len() >= 43 && param("nonce").len() >= 43);
