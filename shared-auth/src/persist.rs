@@ -86,6 +86,18 @@ pub fn modified_at(path: &Path) -> Option<u64> {
     modified.duration_since(std::time::UNIX_EPOCH).ok().map(|since| since.as_secs())
 }
 
+/// Writes `bytes` to `path` atomically on the blocking pool and waits for it; a failure is
+/// logged (the caller goes on with what it has in memory).
+pub async fn write(path: PathBuf, bytes: Vec<u8>, what: &'static str) {
+    let shown = path.display().to_string();
+    let result = tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+    if let Err(error) = result {
+        tracing::warn!(%error, path = shown, "failed to persist {what}");
+    }
+}
+
 /// Writes in the background; a failure is logged, never fatal: the in-memory copy still serves.
 pub fn spawn_write(path: PathBuf, bytes: Vec<u8>, what: &'static str) {
     tokio::task::spawn_blocking(move || {

@@ -104,7 +104,8 @@ pub struct RevocationSettings {
     /// Where the last good (signed) list is kept. It is verified again with the cached keys
     /// when loaded, so the file cannot add revocations the issuer did not sign (nor, the list
     /// being a union, remove any); its age counts from the list's signed `iat`, clamped to
-    /// the file's modification time and to now. Written 0600 in a directory created 0700.
+    /// the file's modification time and to now. Written 0600 in a directory created 0700,
+    /// before the list is put in force, so a restart never goes back on a refusal.
     pub cache_file: Option<PathBuf>,
     /// Past this age (since the list in force was signed) the list is stale and the status
     /// degraded (default 120 s: eight polls).
@@ -210,15 +211,6 @@ struct Inner {
     last_poll_failed: AtomicBool,
     /// Seconds past an entry's `exp` it is kept: the verifier's leeway.
     entry_margin: AtomicI64,
-}
-
-/// What accepting a list did.
-#[derive(Debug, Clone, Copy)]
-struct Applied {
-    /// The entries in force changed.
-    changed: bool,
-    /// The list moved the version on (a higher `seq`, or a later `iat`): worth keeping on disk.
-    newer: bool,
 }
 
 impl Revocations {
@@ -330,24 +322,24 @@ impl Revocations {
     /// Verifies a signed list and merges it into the entries in force, unless it is older
     /// than the list in force. Returns whether the entries changed.
     pub async fn apply_signed(&self, compact: &str) -> Result<bool, RevocationError> {
-        self.apply_received(compact).await.map(|applied| applied.changed)
+        let list = self.verified(compact).await?;
+        self.install(&list, self.now())
     }
 
-    async fn apply_received(&self, compact: &str) -> Result<Applied, RevocationError> {
+    /// Splits and verifies a signed list fetched from the issuer, fetching its key if needed.
+    async fn verified(&self, compact: &str) -> Result<RevocationList, RevocationError> {
         let parts = jws::split_compact(compact).map_err(|_| RevocationError::Rejected("malformed"))?;
         let kid = parts.header.kid.as_deref().ok_or(RevocationError::Rejected("no kid"))?;
         let key = self.inner.keys.key_for(kid).await.map_err(|_| RevocationError::Rejected("unknown key"))?;
-        self.install(&parts, &key, self.now())
+        self.verify(&parts, &key)
     }
 
-    /// `received_at` bounds the list's confirmation time: when it arrived, or when the disk
-    /// copy was written.
-    fn install(
+    /// Checks a list's header, its signature with `key`, and its issuer.
+    fn verify(
         &self,
         parts: &jws::UnverifiedJws<'_>,
         key: &VerifyingKey,
-        received_at: i64,
-    ) -> Result<Applied, RevocationError> {
+    ) -> Result<RevocationList, RevocationError> {
         if parts.header.typ.as_deref() != Some(REVOCATION_LIST_TYPE) || parts.header.crit.is_some() {
             return Err(RevocationError::Rejected("header"));
         }
@@ -360,14 +352,23 @@ impl Revocations {
         if list.iss != self.inner.keys.settings().issuer {
             return Err(RevocationError::Rejected("issuer"));
         }
-        let now = self.now();
-        let margin = self.inner.entry_margin.load(Ordering::Relaxed);
-        let mut state = self.inner.state.write().map_err(|_| RevocationError::Rejected("lock poisoned"))?;
-        if let Some(current) = &state.version {
-            check_order(current, &list)?;
+        Ok(list)
+    }
+
+    /// The version `list` would move the one in force to, and whether it is newer; refuses a
+    /// list older than the one in force. `received_at` bounds the list's confirmation time:
+    /// when it arrived, or when the disk copy was written.
+    fn advance(
+        &self,
+        current: Option<Version>,
+        list: &RevocationList,
+        received_at: i64,
+    ) -> Result<(Version, bool), RevocationError> {
+        if let Some(current) = &current {
+            check_order(current, list)?;
         }
-        let confirmed_at = list.iat.min(received_at).min(now);
-        let version = match state.version {
+        let confirmed_at = list.iat.min(received_at).min(self.now());
+        let version = match current {
             None => Version { seq: list.seq, iat: list.iat, exp: list.exp, confirmed_at },
             Some(current) => Version {
                 seq: current.seq.max(list.seq),
@@ -376,10 +377,18 @@ impl Revocations {
                 confirmed_at: current.confirmed_at.max(confirmed_at),
             },
         };
-        let newer = state
-            .version
+        let newer = current
             .is_none_or(|current| version.seq > current.seq || version.confirmed_at > current.confirmed_at);
-        let next = state.entries.merged(&list, now, margin);
+        Ok((version, newer))
+    }
+
+    /// Merges a verified list into the entries in force. Returns whether the entries changed.
+    fn install(&self, list: &RevocationList, received_at: i64) -> Result<bool, RevocationError> {
+        let now = self.now();
+        let margin = self.inner.entry_margin.load(Ordering::Relaxed);
+        let mut state = self.inner.state.write().map_err(|_| RevocationError::Rejected("lock poisoned"))?;
+        let (version, _) = self.advance(state.version, list, received_at)?;
+        let next = state.entries.merged(list, now, margin);
         let changed = next != *state.entries;
         if changed {
             state.entries = Arc::new(next);
@@ -389,7 +398,7 @@ impl Revocations {
         if changed {
             self.inner.generation.fetch_add(1, Ordering::AcqRel);
         }
-        Ok(Applied { changed, newer })
+        Ok(changed)
     }
 
     /// Polls the list once and counts the outcome in `revocation_poll_total{outcome}`.
@@ -428,18 +437,23 @@ impl Revocations {
             return Ok("not_modified");
         }
         let compact = String::from_utf8(fetched.body).map_err(|_| RevocationError::Rejected("not UTF-8"))?;
-        let applied = self.apply_received(compact.trim()).await?;
+        let compact = compact.trim();
+        let list = self.verified(compact).await?;
+        let received_at = self.now();
+        let current = self.inner.state.read().ok().and_then(|state| state.version);
+        let (_, newer) = self.advance(current, &list, received_at)?;
+        if newer && let Some(path) = &self.inner.settings.cache_file {
+            // On disk before in force: once a service has refused a token, it refuses it
+            // after a restart too, even one that follows a crash a moment later.
+            crate::persist::write(path.clone(), compact.as_bytes().to_vec(), "revocation list").await;
+        }
+        let changed = self.install(&list, received_at)?;
         if let Ok(mut slot) = self.inner.etag.lock() {
             *slot = fetched.etag;
         }
-        if applied.changed {
+        if changed {
             let entries = self.inner.state.read().map(|state| state.entries.len()).unwrap_or_default();
             tracing::info!(entries, seq = ?self.seq(), "revocation list updated");
-        }
-        if applied.newer
-            && let Some(path) = &self.inner.settings.cache_file
-        {
-            crate::persist::spawn_write(path.clone(), compact.into_bytes(), "revocation list");
         }
         Ok("success")
     }
@@ -479,7 +493,7 @@ impl Revocations {
             .and_then(|parts| {
                 let kid = parts.header.kid.as_deref().unwrap_or_default();
                 let key = self.inner.keys.cached_key(kid).ok_or(RevocationError::Rejected("unknown key"))?;
-                self.install(&parts, &key, written_at)
+                self.install(&self.verify(&parts, &key)?, written_at)
             });
         match result {
             Ok(_) => {

@@ -155,3 +155,32 @@ async fn key_and_revocation_copies_are_0600_files_in_a_0700_directory() {
     assert_eq!(mode(&cache.join("jwks.json")), 0o600);
     assert_eq!(mode(&cache.join("revocations.jwt")), 0o600);
 }
+
+/// A crash right after a poll must not bring back a list older than the one the service
+/// enforced: the list is on disk before it is in force, so a service that refused a session
+/// refuses it after any restart.
+#[tokio::test]
+async fn a_list_in_force_is_already_on_disk_for_a_restart_a_moment_later() {
+    let issuer = TestIssuer::start(forger().jwks()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let list_file = dir.path().join("revocations.jwt");
+    let keys = KeyCache::new(settings_with_file(&issuer.url, dir.path().join("jwks.json"))).unwrap();
+    keys.refresh().await.unwrap();
+    let settings = shared_auth::revocation::RevocationSettings {
+        cache_file: Some(list_file.clone()),
+        ..revocation_freshness::settings()
+    };
+    let running = Revocations::new(settings.clone(), keys.clone());
+    let now = shared_auth::time::unix_now_i64();
+    for seq in 1..=10 {
+        issuer.serve_list(forger().sign_revocations(&json!({
+            "iss": issuer.url, "iat": now, "exp": now + 300, "seq": seq,
+            "sessions": [{ "id": format!("session-{seq}"), "exp": now + 900 }],
+        })));
+        running.poll().await.unwrap();
+        assert_eq!(running.seq(), Some(seq));
+
+        let restarted = Revocations::new(settings.clone(), keys.clone());
+        assert_eq!(restarted.seq(), Some(seq), "the restarted service loaded an older list");
+    }
+}
