@@ -44,7 +44,8 @@ pub struct KeyCacheSettings {
     /// the service's own). Its age is never taken from the file alone: it counts from the
     /// older of the confirmation time recorded in it and the file's modification time, and
     /// never from the future, so a copied, restored or edited file cannot outlive
-    /// [`max_age`](Self::max_age).
+    /// [`max_age`](Self::max_age). A fetched set is written before it is put in force, so a
+    /// key a service has verified with is on disk for its next start.
     pub cache_file: Option<PathBuf>,
     /// Fetch the key set from here instead of the `jwks_uri` of the issuer's discovery. For a
     /// caller that read and checked the discovery itself, such as the auth server relying on an
@@ -385,36 +386,36 @@ impl KeyCache {
             fetch::fetch_capped(&self.inner.http, jwks_uri, self.inner.settings.max_body_bytes, None).await?;
         let jwks: JwkSet = serde_json::from_slice(&fetched.body)
             .map_err(|error| FetchError::Invalid(format!("key set: {error}")))?;
-        self.install(jwks, self.inner.clock.now_u64(), true)?;
+        let keys = usable_keys(&jwks)?;
+        let confirmed_at = self.inner.clock.now_u64();
+        if let Some(path) = &self.inner.settings.cache_file {
+            // On disk before in force: a token accepted with a new key is accepted after a
+            // restart during an outage too, even one that follows a crash a moment later.
+            let copy = DiskCopy { confirmed_at, jwks };
+            if let Ok(bytes) = serde_json::to_vec(&copy) {
+                crate::persist::write(path.clone(), bytes, "key set").await;
+            }
+            self.put_in_force(keys, &copy.jwks, confirmed_at);
+        } else {
+            self.put_in_force(keys, &jwks, confirmed_at);
+        }
         Ok(fetched.max_age)
     }
 
     /// Installs a key set obtained some other way than fetching (the auth server verifying its
     /// own tokens, tests). Refused, and the current set kept, unless it has a usable key.
     pub fn replace_keys(&self, jwks: JwkSet) -> Result<(), FetchError> {
-        self.install(jwks, self.inner.clock.now_u64(), false)
+        self.install(&jwks, self.inner.clock.now_u64())
     }
 
     /// Replaces the key set if `jwks` has at least one usable key.
-    fn install(&self, jwks: JwkSet, confirmed_at: u64, persist: bool) -> Result<(), FetchError> {
-        let keys: HashMap<String, Arc<VerifyingKey>> = jwks
-            .keys
-            .iter()
-            .filter_map(|jwk| {
-                let kid = jwk.kid.clone().filter(|kid| kid.len() <= MAX_KID_LEN)?;
-                match VerifyingKey::from_jwk(jwk) {
-                    Ok(key) => Some((kid, Arc::new(key))),
-                    Err(error) => {
-                        tracing::warn!(%error, kid, "ignoring unusable key in key set");
-                        None
-                    }
-                }
-            })
-            .collect();
-        if keys.is_empty() {
-            return Err(FetchError::Invalid("key set has no usable key".into()));
-        }
-        let canonical = serde_json::to_string(&jwks).unwrap_or_default();
+    fn install(&self, jwks: &JwkSet, confirmed_at: u64) -> Result<(), FetchError> {
+        self.put_in_force(usable_keys(jwks)?, jwks, confirmed_at);
+        Ok(())
+    }
+
+    fn put_in_force(&self, keys: HashMap<String, Arc<VerifyingKey>>, jwks: &JwkSet, confirmed_at: u64) {
+        let canonical = serde_json::to_string(jwks).unwrap_or_default();
         let changed = self.snapshot().is_none_or(|current| current.canonical != canonical);
         if let Ok(mut current) = self.inner.current.write() {
             *current = Some(Arc::new(KeySet { keys, confirmed_at, canonical }));
@@ -423,13 +424,6 @@ impl KeyCache {
             self.inner.generation.fetch_add(1, Ordering::AcqRel);
             tracing::info!(keys = jwks.keys.len(), "key set updated");
         }
-        if persist && let Some(path) = &self.inner.settings.cache_file {
-            let copy = DiskCopy { confirmed_at, jwks };
-            if let Ok(bytes) = serde_json::to_vec(&copy) {
-                crate::persist::spawn_write(path.clone(), bytes, "key set");
-            }
-        }
-        Ok(())
     }
 
     fn load_disk_copy(&self) {
@@ -447,7 +441,7 @@ impl KeyCache {
         match serde_json::from_slice::<DiskCopy>(&bytes) {
             Ok(copy) => {
                 let confirmed_at = self.clamp_disk_time(path, copy.confirmed_at);
-                match self.install(copy.jwks, confirmed_at, false) {
+                match self.install(&copy.jwks, confirmed_at) {
                     Ok(()) => tracing::info!(path = %path.display(), "loaded cached key set from disk"),
                     Err(error) => tracing::warn!(%error, "cached key set unusable"),
                 }
@@ -487,6 +481,28 @@ impl KeyCache {
     }
 }
 
+/// The keys of `jwks` this cache can verify with, by `kid`; an error if there is none.
+fn usable_keys(jwks: &JwkSet) -> Result<HashMap<String, Arc<VerifyingKey>>, FetchError> {
+    let keys: HashMap<String, Arc<VerifyingKey>> = jwks
+        .keys
+        .iter()
+        .filter_map(|jwk| {
+            let kid = jwk.kid.clone().filter(|kid| kid.len() <= MAX_KID_LEN)?;
+            match VerifyingKey::from_jwk(jwk) {
+                Ok(key) => Some((kid, Arc::new(key))),
+                Err(error) => {
+                    tracing::warn!(%error, kid, "ignoring unusable key in key set");
+                    None
+                }
+            }
+        })
+        .collect();
+    if keys.is_empty() {
+        return Err(FetchError::Invalid("key set has no usable key".into()));
+    }
+    Ok(keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,9 +517,9 @@ mod tests {
     #[tokio::test]
     async fn a_key_set_without_usable_keys_never_replaces_the_good_one() {
         let cache = KeyCache::new(KeyCacheSettings::new("http://127.0.0.1:9")).unwrap();
-        cache.install(jwks_with("good"), unix_now(), false).unwrap();
+        cache.install(&jwks_with("good"), unix_now()).unwrap();
         let empty = JwkSet { keys: vec![] };
-        assert!(cache.install(empty, unix_now(), false).is_err());
+        assert!(cache.install(&empty, unix_now()).is_err());
         assert!(cache.lookup("good").is_ok());
     }
 
@@ -512,7 +528,7 @@ mod tests {
         let mut settings = KeyCacheSettings::new("http://127.0.0.1:9");
         settings.max_age = Duration::from_secs(60);
         let cache = KeyCache::new(settings).unwrap();
-        cache.install(jwks_with("old"), unix_now() - 120, false).unwrap();
+        cache.install(&jwks_with("old"), unix_now() - 120).unwrap();
         assert_eq!(cache.lookup("old").unwrap_err(), KeyLookupError::TooStale);
         assert_eq!(cache.status(), KeyStatus::Unavailable);
     }

@@ -98,15 +98,6 @@ pub async fn write(path: PathBuf, bytes: Vec<u8>, what: &'static str) {
     }
 }
 
-/// Writes in the background; a failure is logged, never fatal: the in-memory copy still serves.
-pub fn spawn_write(path: PathBuf, bytes: Vec<u8>, what: &'static str) {
-    tokio::task::spawn_blocking(move || {
-        if let Err(error) = write_atomically(&path, &bytes) {
-            tracing::warn!(%error, path = %path.display(), "failed to persist {what}");
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
