@@ -16,14 +16,17 @@ CREATE TABLE identity_providers (
 -- The provider a federated account logs in through; NULL for a local account with a password.
 ALTER TABLE users ADD COLUMN idp TEXT;
 
--- A local account is linked to an upstream identity by (provider, upstream sub) only: never by
--- email or username, which an upstream may let anybody choose.
+-- A local account is linked to an upstream identity by (provider, issuer, upstream sub) only:
+-- never by email or username, which an upstream may let anybody choose. A `sub` is unique only
+-- within its issuer (OpenID Connect Core §2), so a provider name registered again for another
+-- issuer never reaches the accounts of the first.
 CREATE TABLE federated_identities (
     provider   TEXT NOT NULL,
+    issuer     TEXT NOT NULL,
     subject    TEXT NOT NULL,
     user_id    TEXT NOT NULL UNIQUE,
     created_at BIGINT NOT NULL,
-    PRIMARY KEY (provider, subject)
+    PRIMARY KEY (provider, issuer, subject)
 );
 
 -- A login sent to an upstream and not yet back: keyed by the SHA-256 of its `state`, bound to

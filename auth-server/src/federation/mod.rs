@@ -452,7 +452,7 @@ async fn finish(
             return Ok(error_page(StatusCode::BAD_GATEWAY, "Sign-in failed", &detail));
         }
     };
-    let user = linked_account(state, &provider.name, &identity).await?;
+    let user = linked_account(state, &provider, &identity).await?;
     if user.disabled_at.is_some() {
         return Ok(refused(StatusCode::FORBIDDEN, "This account is disabled.", "disabled"));
     }
@@ -511,28 +511,32 @@ pub fn secret_label(name: &str) -> String {
 /// The account linked to the upstream identity, created at its first login.
 async fn linked_account(
     state: &AppState,
-    provider: &str,
+    provider: &Provider,
     identity: &upstream::UpstreamIdentity,
 ) -> anyhow::Result<User> {
-    if let Some(user) = store::find_linked(&state.pool, provider, &identity.subject).await? {
+    let linked = store::UpstreamSubject {
+        provider: &provider.name,
+        issuer: &provider.issuer,
+        subject: &identity.subject,
+    };
+    if let Some(user) = store::find_linked(&state.pool, linked).await? {
         return Ok(user);
     }
-    let base = account_name(provider, identity.preferred_username.as_deref(), &identity.subject);
+    let base = account_name(&provider.name, identity.preferred_username.as_deref(), &identity.subject);
     for attempt in 1..=100u32 {
         let name = if attempt == 1 { base.clone() } else { format!("{base}-{attempt}") };
-        match store::create_linked(&state.pool, provider, &identity.subject, &name, state.clock.now()).await?
-        {
+        match store::create_linked(&state.pool, linked, &name, state.clock.now()).await? {
             Linked::Created(user) => {
-                tracing::info!(user_id = %user.id, provider, "federated account created");
+                tracing::info!(user_id = %user.id, provider = provider.name, "federated account created");
                 return Ok(user);
             }
             Linked::NameTaken => {}
             Linked::AlreadyLinked => break,
         }
     }
-    store::find_linked(&state.pool, provider, &identity.subject)
+    store::find_linked(&state.pool, linked)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("no free account name for a new {provider} account"))
+        .ok_or_else(|| anyhow::anyhow!("no free account name for a new {} account", provider.name))
 }
 
 /// `NAME:<preferred_username>`, or `NAME:<sub>` without one: lower case, at most 64 characters

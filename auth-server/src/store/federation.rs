@@ -91,7 +91,7 @@ pub async fn find_provider(pool: &AnyPool, name: &str) -> Result<Option<Provider
 
 /// Deletes a provider and the logins under way there; `false` when there was none. The
 /// accounts linked to it stay (disable them with `users disable`): re-adding the provider under
-/// the same name finds them again.
+/// the same name and issuer finds them again, and under another issuer never does.
 #[tracing::instrument(skip(pool), err(level = "debug"))]
 pub async fn delete_provider(pool: &AnyPool, name: &str) -> Result<bool, sqlx::Error> {
     let mut transaction = pool.begin().await?;
@@ -197,15 +197,32 @@ pub async fn consume_pending(pool: &AnyPool, state_hash: &str, now: i64) -> Resu
     }))
 }
 
-/// The local account linked to `(provider, subject)`, if any.
+/// Who an upstream identity is: the provider it logs in through, its issuer, and its `sub`
+/// there.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamSubject<'a> {
+    /// The provider's name here.
+    pub provider: &'a str,
+    /// The provider's issuer, the one the id_token was verified for.
+    pub issuer: &'a str,
+    /// The upstream `sub`.
+    pub subject: &'a str,
+}
+
+/// The local account linked to this upstream identity, if any.
 #[tracing::instrument(skip(pool), err(level = "debug"))]
-pub async fn find_linked(pool: &AnyPool, provider: &str, subject: &str) -> Result<Option<User>, sqlx::Error> {
+pub async fn find_linked(pool: &AnyPool, identity: UpstreamSubject<'_>) -> Result<Option<User>, sqlx::Error> {
     let sql = format!(
         "SELECT {} FROM federated_identities f JOIN users u ON u.id = f.user_id \
-         WHERE f.provider = $1 AND f.subject = $2",
+         WHERE f.provider = $1 AND f.issuer = $2 AND f.subject = $3",
         super::users::COLUMNS
     );
-    let row = sqlx::query(&sql).bind(provider).bind(subject).fetch_optional(pool).await?;
+    let row = sqlx::query(&sql)
+        .bind(identity.provider)
+        .bind(identity.issuer)
+        .bind(identity.subject)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(User::from_row).transpose()
 }
 
@@ -220,13 +237,12 @@ pub enum Linked {
     AlreadyLinked,
 }
 
-/// Creates an account without a password for `(provider, subject)` and links it, in one
+/// Creates an account without a password for this upstream identity and links it, in one
 /// transaction: the unique keys decide races on the name and on the link.
 #[tracing::instrument(skip(pool), err(level = "debug"))]
 pub async fn create_linked(
     pool: &AnyPool,
-    provider: &str,
-    subject: &str,
+    identity: UpstreamSubject<'_>,
     name: &str,
     now: i64,
 ) -> Result<Linked, sqlx::Error> {
@@ -240,7 +256,7 @@ pub async fn create_linked(
     .bind(&id)
     .bind(name)
     .bind(now)
-    .bind(provider)
+    .bind(identity.provider)
     .execute(&mut *transaction)
     .await;
     match inserted {
@@ -249,10 +265,12 @@ pub async fn create_linked(
         Err(error) => return Err(error),
     }
     let linked = sqlx::query(
-        "INSERT INTO federated_identities (provider, subject, user_id, created_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO federated_identities (provider, issuer, subject, user_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(provider)
-    .bind(subject)
+    .bind(identity.provider)
+    .bind(identity.issuer)
+    .bind(identity.subject)
     .bind(&id)
     .bind(now)
     .execute(&mut *transaction)
@@ -269,6 +287,6 @@ pub async fn create_linked(
         password_hash: String::new(),
         roles: Vec::new(),
         disabled_at: None,
-        idp: Some(provider.to_owned()),
+        idp: Some(identity.provider.to_owned()),
     }))
 }

@@ -4,8 +4,8 @@
 //! whose id_tokens the tests forge byte by byte.
 //!
 //! Each forged answer must end in an error page and leave the account table as it was. Accounts
-//! link by (provider, `sub`) only: a colliding upstream username or email never reaches
-//! another account.
+//! link by (provider, issuer, `sub`) only: a colliding upstream username or email never reaches
+//! another account, and neither does a provider name registered again for another issuer.
 
 use std::sync::{Arc, Mutex};
 
@@ -115,6 +115,13 @@ impl Relying {
         )
         .await
         .unwrap();
+        let relying = Self { ours, provider };
+        relying.register(&relying.provider).await;
+        relying
+    }
+
+    /// Registers `provider` as `fake`.
+    async fn register(&self, provider: &FakeProvider) {
         let new = auth_server::federation::cli::NewProvider {
             name: "fake".into(),
             issuer: provider.url.clone(),
@@ -122,9 +129,16 @@ impl Relying {
             display_name: "Fake ID".into(),
             scope: "openid profile".into(),
         };
-        let (_, discovery) = auth_server::federation::cli::add(&ours.state, &new, None).await.unwrap();
+        let (_, discovery) = auth_server::federation::cli::add(&self.ours.state, &new, None).await.unwrap();
         discovery.unwrap();
-        Self { ours, provider }
+    }
+
+    /// Deletes `fake` and registers it again, for `provider`.
+    async fn reregister(&self, provider: &FakeProvider) {
+        assert!(
+            auth_server::store::federation::delete_provider(&self.ours.state.pool, "fake").await.unwrap()
+        );
+        self.register(provider).await;
     }
 
     async fn begin(&self) -> Started {
@@ -350,4 +364,27 @@ async fn a_colliding_upstream_username_or_email_never_reaches_another_account() 
     assert_eq!(attacker_again, attacker, "the same sub finds the same account whatever its name now");
     let takeover = relying.ours.login("fake:victim", "victim-password").await;
     assert_eq!(takeover.status(), 401, "no password login into a federated account");
+}
+
+/// OpenID Connect Core §2: `sub` is unique only within its issuer. A provider name deleted and
+/// added again for another issuer must not hand that issuer's users the accounts of the first
+/// one's, even for the same `sub`; added again for the first issuer, it finds them.
+#[tokio::test]
+async fn a_provider_name_registered_again_for_another_issuer_never_reaches_the_first_ones_accounts() {
+    let mut relying = Relying::start().await;
+    let first = relying.provider.clone();
+    let original = relying.genuine_login("shared-sub", "alice", None).await;
+
+    let other = FakeProvider::start().await;
+    relying.reregister(&other).await;
+    relying.provider = other;
+    let at_the_other_issuer = relying.genuine_login("shared-sub", "alice", None).await;
+
+    relying.reregister(&first).await;
+    relying.provider = first;
+    let back_at_the_first = relying.genuine_login("shared-sub", "alice", None).await;
+
+    assert_ne!(at_the_other_issuer, original, "another issuer's sub reached the first issuer's account");
+    assert_eq!(relying.name_of(&at_the_other_issuer).await, "fake:alice-2");
+    assert_eq!(back_at_the_first, original, "the first issuer's user finds their account again");
 }
