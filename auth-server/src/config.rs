@@ -104,6 +104,12 @@ pub struct Config {
     /// so every replica shares the count; beyond it, 429 with `Retry-After`. 0 turns it off.
     #[arg(long, env = "REGISTRATION_LIMIT_PER_HOUR", default_value_t = 20, global = true)]
     pub registration_limit_per_hour: u32,
+    /// "Continue with …" starts (`/federation/NAME/start`) per client address and minute,
+    /// counted in the database like registrations; beyond it, a 429 page with `Retry-After`.
+    /// Each start stores a pending login, so this bounds what one address can make the server
+    /// keep. 0 turns it off.
+    #[arg(long, env = "FEDERATION_START_LIMIT_PER_MINUTE", default_value_t = 60, global = true)]
+    pub federation_start_limit_per_minute: u32,
     /// Take the client address for login throttling from the last `X-Forwarded-For` entry
     /// (set this only behind a proxy that appends it; otherwise clients could forge it).
     #[arg(long, env = "TRUST_X_FORWARDED_FOR", default_value_t = false, global = true)]

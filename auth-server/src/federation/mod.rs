@@ -40,8 +40,9 @@ use utoipa_axum::routes;
 use crate::oauth::authorize::{self, JustNow, Parsed};
 use crate::oauth::browser::{self, BrowserCookies, SET_COOKIE};
 use crate::oauth::pages;
-use crate::state::AppState;
+use crate::state::{AppState, ClientAddress};
 use crate::store::federation::{self as store, Consumed, Linked, PendingLogin, Provider};
+use crate::store::rate_limits::{self, Window};
 use crate::store::users::User;
 use crate::tokens::{OpaqueToken, hash_token};
 use upstream::{IdTokenError, Upstream, UpstreamError};
@@ -214,12 +215,15 @@ fn unknown_provider() -> Response {
         (status = 302, description = "Redirect to the upstream provider, or to the client with an error"),
         (status = 400, description = "Unknown client or redirect URI", content_type = "text/html", body = String),
         (status = 404, description = "Unknown provider", content_type = "text/html", body = String),
+        (status = 429, description = "Too many starts from this address (FEDERATION_START_LIMIT_PER_MINUTE); Retry-After says when to try again",
+            content_type = "text/html", body = String),
         (status = 502, description = "The upstream cannot be reached or answered badly", content_type = "text/html", body = String),
         (status = 504, description = "The upstream did not answer in time", content_type = "text/html", body = String)))]
 #[tracing::instrument(skip_all, fields(provider = %name))]
 pub(crate) async fn start(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -232,6 +236,12 @@ pub(crate) async fn start(
         let Some(provider) = store::find_provider(&state.pool, &name).await? else {
             return Ok(unknown_provider());
         };
+        if let Some(retry_after) = start_limited(&state, address).await? {
+            metrics::counter!("federated_logins_total", "outcome" => "throttled").increment(1);
+            let detail = "Too many sign-ins were started from your network. Please wait and try again.";
+            let page = pages::error_page(StatusCode::TOO_MANY_REQUESTS, "Please wait", detail);
+            return Ok(page.with_header(header::RETRY_AFTER, retry_after.into()).into_response());
+        }
         let upstream = state.federation.upstream(&provider)?;
         let metadata = match upstream.metadata().await {
             Ok(metadata) => metadata,
@@ -277,6 +287,18 @@ pub(crate) async fn start(
         Ok(response)
     };
     outcome.await.unwrap_or_else(|error: anyhow::Error| pages::internal_error("federation start", &error))
+}
+
+/// Counts a start from `address`; the seconds to wait when it is over
+/// `FEDERATION_START_LIMIT_PER_MINUTE`.
+async fn start_limited(state: &AppState, address: Option<std::net::IpAddr>) -> anyhow::Result<Option<u64>> {
+    let limit = i64::from(state.config.federation_start_limit_per_minute);
+    let Some(address) = address.filter(|_| limit > 0) else {
+        return Ok(None);
+    };
+    let window = Window { limit, window_secs: 60 };
+    let bucket = format!("federation-start:{address}");
+    Ok(rate_limits::take(&state.pool, &bucket, window, state.clock.now()).await?)
 }
 
 /// `openid` and the provider's scopes, once each.

@@ -434,6 +434,31 @@ async fn a_silent_upstream_gets_a_504_page_within_the_timeout() {
 }
 
 #[tokio::test]
+async fn starts_beyond_the_limit_per_address_get_a_429_page_and_store_no_pending_login() {
+    let federated = Federated::start_with(TestDatabase::sqlite(), TestDatabase::sqlite(), |config| {
+        cheap_hashing(config);
+        config.federation_start_limit_per_minute = 2;
+    })
+    .await;
+    assert_eq!(federated.ours.register("local-user", "local-password").await.status(), 201);
+    let start = format!("{}/federation/acme/start?{}", federated.ours.url, query_of(&federated));
+    let agent = BrowserAgent::new();
+    for _ in 0..2 {
+        assert_eq!(agent.get(&start).await.status, 302);
+    }
+    let pending = testkit::count_rows(&federated.ours.state.pool, "federation_logins").await;
+
+    let refused = agent.get(&start).await;
+
+    assert_eq!(refused.status, 429, "{}", refused.describe());
+    assert!(message(&refused).contains("Please wait and try again"), "{}", refused.describe());
+    let retry_after: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(testkit::count_rows(&federated.ours.state.pool, "federation_logins").await, pending);
+    assert_eq!(federated.ours.login("local-user", "local-password").await.status(), 200);
+}
+
+#[tokio::test]
 async fn an_unknown_provider_gets_a_404_page() {
     let federated = Federated::start(TestDatabase::sqlite(), TestDatabase::sqlite()).await;
 
