@@ -388,17 +388,14 @@ impl KeyCache {
             .map_err(|error| FetchError::Invalid(format!("key set: {error}")))?;
         let keys = usable_keys(&jwks)?;
         let confirmed_at = self.inner.clock.now_u64();
-        if let Some(path) = &self.inner.settings.cache_file {
-            // On disk before in force: a token accepted with a new key is accepted after a
-            // restart during an outage too, even one that follows a crash a moment later.
-            let copy = DiskCopy { confirmed_at, jwks };
-            if let Ok(bytes) = serde_json::to_vec(&copy) {
-                crate::persist::write(path.clone(), bytes, "key set").await;
-            }
-            self.put_in_force(keys, &copy.jwks, confirmed_at);
-        } else {
-            self.put_in_force(keys, &jwks, confirmed_at);
+        // On disk before in force: a token accepted with a new key is accepted after a restart
+        // during an outage too, even one that follows a crash a moment later.
+        if let Some(path) = &self.inner.settings.cache_file
+            && let Ok(bytes) = serde_json::to_vec(&DiskCopy { confirmed_at, jwks: jwks.clone() })
+        {
+            crate::persist::write(path.clone(), bytes, "key set").await;
         }
+        self.put_in_force(keys, &jwks, confirmed_at);
         Ok(fetched.max_age)
     }
 
