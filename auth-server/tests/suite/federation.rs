@@ -46,6 +46,15 @@ impl Federated {
         Self::start_on(TestApp::start_with(ours, adjust).await, acme).await
     }
 
+    /// Both servers on SQLite, ours with cheap hashing and then `adjust`.
+    async fn on_sqlite_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(TestDatabase::sqlite(), TestDatabase::sqlite(), |config| {
+            cheap_hashing(config);
+            adjust(config);
+        })
+        .await
+    }
+
     /// Acme on `acme`, both servers' registrations, and the provider, around a server of ours
     /// already started.
     async fn start_on(ours: TestApp, acme: TestDatabase) -> Self {
@@ -221,8 +230,7 @@ testkit::on_both_backends! {
 
 #[tokio::test]
 async fn a_federated_account_cannot_log_in_with_a_password_not_even_an_empty_one() {
-    let federated = Federated::start_with(TestDatabase::sqlite(), TestDatabase::sqlite(), |config| {
-        cheap_hashing(config);
+    let federated = Federated::on_sqlite_with(|config| {
         // Six failures in a row: the throttle is not what this test is about.
         config.login_failure_threshold = 100;
     })
@@ -408,8 +416,7 @@ async fn an_unreachable_upstream_gets_a_502_page_and_local_login_keeps_working()
 
 #[tokio::test]
 async fn a_silent_upstream_gets_a_504_page_within_the_timeout() {
-    let federated = Federated::start_with(TestDatabase::sqlite(), TestDatabase::sqlite(), |config| {
-        cheap_hashing(config);
+    let federated = Federated::on_sqlite_with(|config| {
         config.upstream_timeout_ms = 300;
     })
     .await;
@@ -435,8 +442,7 @@ async fn a_silent_upstream_gets_a_504_page_within_the_timeout() {
 
 #[tokio::test]
 async fn starts_beyond_the_limit_per_address_get_a_429_page_and_store_no_pending_login() {
-    let federated = Federated::start_with(TestDatabase::sqlite(), TestDatabase::sqlite(), |config| {
-        cheap_hashing(config);
+    let federated = Federated::on_sqlite_with(|config| {
         config.federation_start_limit_per_minute = 2;
     })
     .await;
@@ -499,8 +505,7 @@ async fn a_deleted_provider_leaves_the_login_page_and_its_logins_stop() {
 #[tokio::test]
 async fn a_client_secret_is_stored_encrypted_when_a_key_encryption_key_is_set() {
     let key = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]);
-    let federated = Federated::start_with(TestDatabase::sqlite(), TestDatabase::sqlite(), |config| {
-        cheap_hashing(config);
+    let federated = Federated::on_sqlite_with(|config| {
         config.key_encryption_key = Some(SecretString::from(key));
     })
     .await;
